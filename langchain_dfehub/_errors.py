@@ -1,0 +1,246 @@
+"""The exceptions ChatDfeHub raises, and the mapping from HTTP replies to them.
+
+One base class, `DfeHubError`, so that callers can catch everything from this
+package in one clause; subclasses say what happened. Every message says what to
+do next and never contains a key, a header value or a request body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_dfehub._throttle import wait_from_detail, wait_from_retry_after
+
+_EXCERPT_CHARS = 200
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+class DfeHubError(Exception):
+    """Base class of every error raised by ChatDfeHub.
+
+    Attributes:
+        status_code: The HTTP status of the reply, or None when the failure
+            happened without one (network, malformed stream).
+        received_chars: How many characters of the answer had already been
+            delivered to the caller when the failure happened. A failure after
+            text was delivered is never retried, so the caller never receives
+            the same text twice.
+        attempts: How many requests were made before giving up.
+        retry_after: Seconds the server asked us to wait before trying again
+            (from a `detail` text or a `Retry-After` header), or None.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.received_chars = 0
+        self.attempts = 1
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.received_chars:
+            text += (
+                f" The stream failed after {self.received_chars} characters of the"
+                " answer had been delivered; it was not retried, so that the text"
+                " is not repeated."
+            )
+        if self.attempts > 1:
+            text += f" (Gave up after {self.attempts} attempts.)"
+        return text
+
+
+class DfeHubAPIError(DfeHubError):
+    """The server answered with an HTTP error status (other than 429).
+
+    Attributes:
+        server_message: The server's own explanation, as it gave it (trimmed).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None,
+        server_message: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, retry_after=retry_after)
+        self.server_message = server_message
+
+
+class DfeHubAuthenticationError(DfeHubAPIError):
+    """The server refused the credentials (401) or the permission (403)."""
+
+
+class DfeHubServerError(DfeHubAPIError):
+    """The server failed (5xx); retried, since such failures are often passing."""
+
+    retryable = True
+
+
+class DfeHubRateLimitError(DfeHubError):
+    """The server throttled the request (a 429 or a `detail` line).
+
+    Attributes:
+        detail: The server's throttle text.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message, status_code=status_code, retry_after=retry_after)
+        self.detail = detail
+
+
+class DfeHubTimeoutError(DfeHubError, TimeoutError):
+    """The server did not connect, or went silent mid-reply, for too long.
+
+    Attributes:
+        phase: `"connect"` (retried: the request never reached the server) or
+            `"read"` (not retried: the server may still be working on it).
+    """
+
+    def __init__(self, message: str, *, phase: str) -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.retryable = phase == "connect"
+
+
+class DfeHubConnectionError(DfeHubError, ConnectionError):
+    """The connection could not be made, or was cut before the reply ended."""
+
+    retryable = True
+
+
+class DfeHubProtocolError(DfeHubError):
+    """The server's reply does not follow the chat-completions wire format."""
+
+
+def _excerpt(text: str) -> str:
+    """Return a short, single-line excerpt of a text or HTML body."""
+    text = _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+    if len(text) > _EXCERPT_CHARS:
+        text = text[: _EXCERPT_CHARS - 1] + "…"
+    return text
+
+
+def server_message(body: bytes) -> tuple[str, Any]:
+    """Return the server's own message from an error body, and the parsed JSON.
+
+    Understands `{"detail": ...}` (the DfeHub service and FastAPI servers),
+    `{"error": {"message": ...}}` (OpenAI-compatible servers), `{"error": "..."}`
+    and `{"message": ...}`; anything else yields a short text excerpt.
+    """
+    text = body.decode("utf-8", errors="replace")
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        return _excerpt(text), None
+    if isinstance(parsed, dict):
+        for key in ("detail", "error", "message"):
+            value = parsed.get(key)
+            if isinstance(value, dict):
+                value = value.get("message", value)
+            if value:
+                if not isinstance(value, str):
+                    value = json.dumps(value, ensure_ascii=False)
+                return _excerpt(value), parsed
+    return _excerpt(text), parsed
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    """Blank out the key, should a server echo it in an error message."""
+    if secret and secret in text:
+        text = text.replace(secret, "***")
+    return text
+
+
+_ADVICE = {
+    400: "The server rejected the request; check the messages and parameters.",
+    401: "Check the API key (DFEHUB_API_KEY or api_key=).",
+    403: "The key is not allowed to use this model or endpoint.",
+    404: "Check base_url (DFEHUB_BASE_URL) and the model name.",
+    413: "The request is too large; send fewer or shorter messages.",
+    422: "The server could not process the request body; check the parameters.",
+}
+
+
+def rate_limit_error(
+    detail: str, *, status_code: int | None, retry_after_header: str | None = None
+) -> DfeHubRateLimitError:
+    """Build the error for a throttled request, reading the wait it asks for."""
+    wait = wait_from_detail(detail)
+    if wait is None and retry_after_header is not None:
+        wait = wait_from_retry_after(retry_after_header)
+    asked = f"it asked to wait {wait:g} s" if wait is not None else "it gave no wait"
+    message = (
+        f"DfeHub throttled the request ({asked}): {_excerpt(detail)!r}. "
+        "Retry later, or raise max_retries / max_retry_wait to let ChatDfeHub wait."
+    )
+    return DfeHubRateLimitError(
+        message, status_code=status_code, retry_after=wait, detail=detail
+    )
+
+
+def error_from_status(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    url: str,
+    secret: str | None = None,
+) -> DfeHubError:
+    """Map a non-2xx reply to the typed error that says what to do next."""
+    said, parsed = server_message(body)
+    said = _scrub(said, secret)
+    retry_after_header = headers.get("retry-after")
+    if status == 429:
+        detail = said
+        if isinstance(parsed, dict) and isinstance(parsed.get("detail"), str):
+            detail = _scrub(parsed["detail"], secret)
+        return rate_limit_error(
+            detail, status_code=status, retry_after_header=retry_after_header
+        )
+    advice = _ADVICE.get(status)
+    if advice is None:
+        advice = (
+            "The server failed; ChatDfeHub retries this, so it persisted."
+            if status >= 500
+            else "Check the request and the server's message."
+        )
+    message = f"DfeHub returned HTTP {status} for {url}: {said or '(empty body)'}. "
+    message += advice
+    cls: type[DfeHubAPIError] = DfeHubAPIError
+    if status in (401, 403):
+        cls = DfeHubAuthenticationError
+    elif status >= 500:
+        cls = DfeHubServerError
+    # A 503 may say when to come back; the retry policy honours it like a
+    # throttle wait.
+    retry_after = None
+    if retry_after_header is not None:
+        retry_after = wait_from_retry_after(retry_after_header)
+    return cls(
+        message, status_code=status, server_message=said, retry_after=retry_after
+    )

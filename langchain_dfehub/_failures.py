@@ -1,0 +1,64 @@
+"""The typed errors for network failures, worded once for both transports.
+
+`requests` and `httpx` name their failures differently; each transport only
+classifies its library's exception into one of the kinds below, and the words
+the user reads come from here, so the sync and async paths say the same thing.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from langchain_dfehub._errors import (
+    DfeHubConnectionError,
+    DfeHubError,
+    DfeHubTimeoutError,
+)
+from langchain_dfehub._stream_state import Request
+from langchain_dfehub._urls import display_url, network_reason
+
+
+class Failure(Enum):
+    """What went wrong on the network, whatever the library called it."""
+
+    CONNECT_TIMEOUT = "connect timeout"
+    READ_TIMEOUT = "read timeout"
+    CUT = "connection cut mid-reply"
+    INVALID_URL = "invalid URL"
+    UNREACHABLE = "unreachable"
+
+
+def network_error(kind: Failure, exc: BaseException, request: Request) -> DfeHubError:
+    """The typed error for a network failure, with what to do about it."""
+    where = display_url(request.url)
+    reason = network_reason(exc)
+    if kind is Failure.CONNECT_TIMEOUT:
+        return DfeHubTimeoutError(
+            f"Could not connect to {where} within {request.connect_timeout} s"
+            f" ({reason}). Check that the server is up, or raise the connect"
+            " timeout (timeout=(connect, read)).",
+            phase="connect",
+        )
+    if kind is Failure.READ_TIMEOUT:
+        return DfeHubTimeoutError(
+            f"{where} sent nothing for {request.read_timeout} s, so the request"
+            " was abandoned. The server may be overloaded; retry later or raise"
+            " the read timeout (timeout=(connect, read)).",
+            phase="read",
+        )
+    if kind is Failure.CUT:
+        return DfeHubConnectionError(
+            f"The connection to {where} was cut before the reply was complete"
+            f" ({reason}). Retry the request."
+        )
+    if kind is Failure.INVALID_URL:
+        error = DfeHubConnectionError(
+            f"base_url gives an invalid URL ({where}). Set base_url (or"
+            " DFEHUB_BASE_URL) to a URL like https://host/api/openai/v1."
+        )
+        error.retryable = False
+        return error
+    return DfeHubConnectionError(
+        f"Could not reach {where} ({reason}). Check base_url (DFEHUB_BASE_URL)"
+        " and that the server is running."
+    )

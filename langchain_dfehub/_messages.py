@@ -1,0 +1,295 @@
+"""Pure conversions between LangChain messages and chat-completions dicts.
+
+Requests carry `{"role": ..., "content": ...}` dicts; replies carry a
+`chat.completion` object or a stream of `chat.completion.chunk` objects. This
+module translates in both directions and does nothing else: no I/O, no model
+state, so it is tested on its own and shared by the sync and async paths.
+
+`chunk_to_message` runs once per streamed chunk, so it is written for speed:
+a plain text delta, by far the most common chunk, takes the shortest path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    InvalidToolCall,
+    SystemMessage,
+    ToolCall,
+    ToolCallChunk,
+    ToolMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.content import is_data_content_block
+from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+
+PROVIDER = "dfehub"
+
+_ROLES: dict[type[BaseMessage], str] = {
+    SystemMessage: "system",
+    HumanMessage: "user",
+    AIMessage: "assistant",
+    ToolMessage: "tool",
+    FunctionMessage: "function",
+}
+
+
+# --- request side: LangChain message -> dict ---------------------------------
+
+
+def messages_to_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Convert a conversation to the `messages` list of a request body."""
+    return [message_to_dict(message) for message in messages]
+
+
+def message_to_dict(message: BaseMessage) -> dict[str, Any]:
+    """Convert one LangChain message to a chat-completions message dict.
+
+    Raises:
+        TypeError: for a message type the wire format has no role for.
+    """
+    if isinstance(message, ChatMessage):
+        role = message.role
+    else:
+        role = _role_of(message)
+    result: dict[str, Any] = {"role": role, "content": _content(message.content)}
+    if message.name:
+        result["name"] = message.name
+    if isinstance(message, AIMessage):
+        calls = [_tool_call_to_dict(call) for call in message.tool_calls]
+        calls += [_invalid_tool_call_to_dict(call) for call in message.invalid_tool_calls]
+        if calls:
+            result["tool_calls"] = calls
+            if not result["content"]:
+                # OpenAI's own shape for an answer that is only tool calls.
+                result["content"] = None
+    elif isinstance(message, ToolMessage):
+        result["tool_call_id"] = message.tool_call_id
+    return result
+
+
+def _role_of(message: BaseMessage) -> str:
+    for cls in type(message).__mro__:
+        role = _ROLES.get(cls)
+        if role is not None:
+            return role
+    msg = (
+        f"ChatDfeHub cannot send a {type(message).__name__}: the chat-completions "
+        "format has roles for system, human, AI, tool, function and ChatMessage "
+        "only. Convert it to one of those first."
+    )
+    raise TypeError(msg)
+
+
+def _content(content: str | list[str | dict[str, Any]]) -> str | list[Any]:
+    """Pass text through; convert LangChain's standard data blocks in lists."""
+    if isinstance(content, str):
+        return content
+    parts: list[Any] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append({"type": "text", "text": block})
+        elif is_data_content_block(block):
+            # Imported here: only multimodal requests need the translator.
+            from langchain_core.messages.block_translators.openai import (
+                convert_to_openai_data_block,
+            )
+
+            parts.append(convert_to_openai_data_block(block))
+        elif block.get("type") in ("tool_use", "tool_call", "reasoning"):
+            # Carried in `tool_calls`, or meaningless to the server.
+            continue
+        else:
+            parts.append(block)
+    if all(part.get("type") == "text" for part in parts):
+        # Plain text is the most portable form across compatible servers.
+        return "".join(str(part.get("text", "")) for part in parts)
+    return parts
+
+
+def _tool_call_to_dict(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {
+            "name": call["name"],
+            "arguments": json.dumps(call["args"], ensure_ascii=False),
+        },
+    }
+
+
+def _invalid_tool_call_to_dict(call: InvalidToolCall) -> dict[str, Any]:
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["name"], "arguments": call["args"]},
+    }
+
+
+# --- reply side: dict -> LangChain message ------------------------------------
+
+
+def usage_from_dict(usage: Mapping[str, Any] | None) -> UsageMetadata | None:
+    """Read a `usage` object into LangChain's usage metadata."""
+    if not usage:
+        return None
+    input_tokens = int(usage.get("prompt_tokens") or 0)
+    output_tokens = int(usage.get("completion_tokens") or 0)
+    total = usage.get("total_tokens")
+    metadata = UsageMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=int(total) if total is not None else input_tokens + output_tokens,
+    )
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    if prompt_details.get("cached_tokens") is not None:
+        metadata["input_token_details"] = {
+            "cache_read": int(prompt_details["cached_tokens"])
+        }
+    completion_details = usage.get("completion_tokens_details") or {}
+    if completion_details.get("reasoning_tokens") is not None:
+        metadata["output_token_details"] = {
+            "reasoning": int(completion_details["reasoning_tokens"])
+        }
+    return metadata
+
+
+def response_to_message(response: Mapping[str, Any]) -> AIMessage:
+    """Convert a `chat.completion` object to an `AIMessage`.
+
+    Tool calls whose arguments are not valid JSON become `invalid_tool_calls`
+    rather than an exception, so an agent can show the model its mistake.
+
+    Raises:
+        KeyError, IndexError, TypeError: when the object lacks `choices[0]`;
+            the transport turns these into a protocol error.
+    """
+    choice = response["choices"][0]
+    message = choice.get("message") or {}
+    tool_calls: list[ToolCall] = []
+    invalid: list[InvalidToolCall] = []
+    for raw in message.get("tool_calls") or ():
+        _parse_tool_call(raw, tool_calls, invalid)
+    additional: dict[str, Any] = {}
+    if message.get("refusal"):
+        additional["refusal"] = message["refusal"]
+    return AIMessage(
+        content=message.get("content") or "",
+        tool_calls=tool_calls,
+        invalid_tool_calls=invalid,
+        additional_kwargs=additional,
+        usage_metadata=usage_from_dict(response.get("usage")),
+        response_metadata=_response_metadata(response, choice),
+        id=response.get("id"),
+    )
+
+
+def _parse_tool_call(
+    raw: Mapping[str, Any], valid: list[ToolCall], invalid: list[InvalidToolCall]
+) -> None:
+    function = raw.get("function") or {}
+    name = function.get("name") or ""
+    arguments = function.get("arguments")
+    call_id = raw.get("id")
+    if not arguments:
+        valid.append(tool_call(name=name, args={}, id=call_id))
+        return
+    try:
+        args = json.loads(arguments)
+    except (TypeError, ValueError) as exc:
+        invalid.append(
+            invalid_tool_call(
+                name=name,
+                args=str(arguments),
+                id=call_id,
+                error=f"The arguments are not valid JSON: {exc}",
+            )
+        )
+        return
+    if not isinstance(args, dict):
+        invalid.append(
+            invalid_tool_call(
+                name=name,
+                args=arguments,
+                id=call_id,
+                error="The arguments are JSON but not a JSON object.",
+            )
+        )
+        return
+    valid.append(tool_call(name=name, args=args, id=call_id))
+
+
+def _response_metadata(
+    response: Mapping[str, Any], choice: Mapping[str, Any]
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "model_name": response.get("model"),
+        "finish_reason": choice.get("finish_reason"),
+        "model_provider": PROVIDER,
+    }
+    if response.get("system_fingerprint"):
+        metadata["system_fingerprint"] = response["system_fingerprint"]
+    return metadata
+
+
+def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | None]:
+    """Convert a `chat.completion.chunk` to an `AIMessageChunk`.
+
+    Returns the message and the chunk's `finish_reason` (None until the last
+    chunk of the choice). The model name and finish reason ride on the chunk
+    that carries the finish reason, so a merged stream has them once.
+    """
+    choices = chunk.get("choices")
+    usage = chunk.get("usage")
+    if not choices:
+        # The usage chunk that `stream_options.include_usage` asks for.
+        return (
+            AIMessageChunk(
+                content="",
+                usage_metadata=usage_from_dict(usage),
+                response_metadata={"model_provider": PROVIDER},
+            ),
+            None,
+        )
+    choice = choices[0]
+    delta = choice.get("delta") or {}
+    content = delta.get("content") or ""
+    finish_reason = choice.get("finish_reason")
+    raw_calls = delta.get("tool_calls")
+    if not raw_calls and finish_reason is None and not usage:
+        return AIMessageChunk(content=content), None
+    calls: list[ToolCallChunk] = []
+    for raw in raw_calls or ():
+        function = raw.get("function") or {}
+        calls.append(
+            tool_call_chunk(
+                name=function.get("name"),
+                args=function.get("arguments"),
+                id=raw.get("id"),
+                index=raw.get("index"),
+            )
+        )
+    metadata: dict[str, Any] = {"model_provider": PROVIDER}
+    if finish_reason is not None:
+        metadata["finish_reason"] = finish_reason
+        metadata["model_name"] = chunk.get("model")
+        if chunk.get("system_fingerprint"):
+            metadata["system_fingerprint"] = chunk["system_fingerprint"]
+    return (
+        AIMessageChunk(
+            content=content,
+            tool_call_chunks=calls,
+            usage_metadata=usage_from_dict(usage),
+            response_metadata=metadata,
+        ),
+        finish_reason,
+    )

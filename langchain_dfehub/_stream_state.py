@@ -1,0 +1,185 @@
+"""What both transports agree on about one reply, independent of any I/O.
+
+`ReplyStream` sits between the sans-IO SSE decoder and a transport: it turns
+decoder events into chunk dicts, raises the typed error an event calls for,
+knows whether the answer has started (after which a failure must not be
+retried, or the caller would get the text twice), and decides whether the end
+of the body is a normal end or a truncated answer. `read_json_reply` does the
+same for a non-streaming body. The `requests` and `httpx` transports only move
+bytes; every decision about them is made here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_dfehub._errors import (
+    DfeHubAPIError,
+    DfeHubConnectionError,
+    DfeHubError,
+    DfeHubProtocolError,
+    DfeHubServerError,
+    rate_limit_error,
+)
+from langchain_dfehub._retry import RetryPolicy
+from langchain_dfehub._sse import (
+    Chunk,
+    Done,
+    Malformed,
+    ServerError,
+    SSEDecoder,
+    Throttle,
+    classify_object,
+)
+
+# The longest error body we read: enough for any message, bounded for HTML.
+ERROR_BODY_LIMIT = 64 * 1024
+_LINE_EXCERPT = 120
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything a transport needs to send one chat-completions request."""
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    stream: bool
+    connect_timeout: float | None
+    read_timeout: float | None
+    secret: str | None
+    policy: RetryPolicy
+
+
+class ReplyStream:
+    """Follows one streamed reply from its first byte to its end."""
+
+    __slots__ = ("_decoder", "answer_started", "done", "finished", "received_chars")
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self.answer_started = False
+        self.finished = False
+        self.done = False
+        self.received_chars = 0
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        """Decode received bytes into chunk dicts, raising on error events."""
+        if self.done:
+            return []  # bytes after `[DONE]` are not part of the answer
+        return self._accept(self._decoder.feed(data))
+
+    def close(self) -> list[dict[str, Any]]:
+        """Handle a clean end of the body: a last event, or a truncated answer."""
+        chunks = [] if self.done else self._accept(self._decoder.close())
+        if not (self.done or self.finished):
+            raise self._fail(
+                DfeHubConnectionError(
+                    "The server closed the stream before the answer was finished"
+                    " (no finish_reason and no [DONE]); the answer is truncated."
+                    " Retry the request; if it keeps happening, the server or a"
+                    " proxy is cutting long responses."
+                )
+            )
+        return chunks
+
+    def _accept(self, events: list[Any]) -> list[dict[str, Any]]:
+        chunks: list[dict[str, Any]] = []
+        for event in events:
+            if type(event) is Chunk:
+                data = event.data
+                self._observe(data)
+                chunks.append(data)
+            elif isinstance(event, Done):
+                self.done = True
+                break
+            else:
+                raise self._fail(_error_for_event(event))
+        return chunks
+
+    def _observe(self, data: dict[str, Any]) -> None:
+        choices = data.get("choices")
+        if not choices:
+            return
+        choice = choices[0]
+        delta = choice.get("delta")
+        if delta:
+            content = delta.get("content")
+            if content:
+                self.answer_started = True
+                self.received_chars += len(content)
+            elif delta.get("tool_calls"):
+                self.answer_started = True
+        if choice.get("finish_reason") is not None:
+            self.finished = True
+
+    def fail(self, error: DfeHubError) -> DfeHubError:
+        """Record how much of the answer the caller had when `error` struck."""
+        return self._fail(error)
+
+    def _fail(self, error: DfeHubError) -> DfeHubError:
+        error.received_chars = self.received_chars
+        if self.answer_started:
+            # Retrying now would send the caller the answer a second time.
+            error.retryable = False
+        return error
+
+
+def _error_for_event(event: Throttle | ServerError | Malformed) -> DfeHubError:
+    if isinstance(event, Throttle):
+        return rate_limit_error(event.detail, status_code=None)
+    if isinstance(event, ServerError):
+        return _in_band_error(event)
+    line = event.line
+    if len(line) > _LINE_EXCERPT:
+        line = line[:_LINE_EXCERPT] + "…"
+    return DfeHubProtocolError(
+        f"The server sent a line that is not part of the chat-completions stream"
+        f" format ({event.reason}): {line!r}. Check that base_url points to an"
+        " OpenAI-compatible /chat/completions endpoint."
+    )
+
+
+def _in_band_error(event: ServerError) -> DfeHubError:
+    error = event.data.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    status = code if isinstance(code, int) else None
+    message = (
+        f"The server reported an error inside the reply: {event.message!r}."
+        " The request was not completed; check the server's logs or retry later."
+    )
+    if status is not None and status >= 500:
+        return DfeHubServerError(message, status_code=status, server_message=event.message)
+    return DfeHubAPIError(message, status_code=status, server_message=event.message)
+
+
+def read_json_reply(body: bytes) -> dict[str, Any]:
+    """Parse a non-streaming 2xx body into a `chat.completion` dict.
+
+    A `{"detail": ...}` or `{"error": ...}` object with a 2xx status is the
+    service's throttle or error in disguise, and raises as such.
+    """
+    text = body.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise _not_json(text) from None
+    event = classify_object(data, text)
+    if type(event) is Chunk:
+        choices = event.data.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            return event.data
+        event = Malformed(text, "its 'choices' list is empty or not a list of objects")
+    assert not isinstance(event, (Chunk, Done))
+    raise _error_for_event(event)
+
+
+def _not_json(text: str) -> DfeHubProtocolError:
+    excerpt = text.strip()[:_LINE_EXCERPT]
+    return DfeHubProtocolError(
+        f"The server's reply is not JSON: {excerpt!r}. Check that base_url points"
+        " to an OpenAI-compatible chat-completions API."
+    )

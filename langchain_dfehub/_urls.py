@@ -1,0 +1,72 @@
+"""Building the endpoint URL, and describing URLs and failures safely.
+
+Error messages name the endpoint so the reader knows which server failed, but a
+base URL may carry credentials (`https://user:token@host/...`) or a key in its
+query string; `display_url` strips both. `network_reason` digs the operating
+system's own words ("Connection refused") out of a library's nested exception,
+instead of printing its whole chain.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+_CHAT_PATH = "/chat/completions"
+
+
+def chat_completions_url(base_url: str) -> str:
+    """The chat-completions endpoint under a base URL.
+
+    Raises:
+        ValueError: when the base URL is not an http(s) URL with a host.
+    """
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        msg = (
+            f"base_url must be an http:// or https:// URL with a host, got"
+            f" {display_url(base_url)!r}; for example"
+            " https://chat.dfehub.com/api/openai/v1."
+        )
+        raise ValueError(msg)
+    path = parts.path.rstrip("/")
+    if not path.endswith(_CHAT_PATH):
+        path += _CHAT_PATH
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def display_url(url: str) -> str:
+    """The URL without user info, query or fragment: safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def network_reason(exc: BaseException) -> str:
+    """The innermost operating-system reason for a network failure."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    best: str | None = None
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            best = current.strerror
+        for linked in (current.__cause__, current.__context__, *current.args):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return best or type(exc).__name__

@@ -1,0 +1,499 @@
+"""`ChatDfeHub`: the DfeHub chat service as a LangChain chat model.
+
+The class wires LangChain's chat-model surface and nothing more. Message
+conversion lives in `_messages`, tools and structured output in `_tools`, the
+HTTP exchange in `_transport` (requests) and `_async_transport` (httpx), and
+the decisions about a reply in `_stream_state`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models.chat_models import (
+    BaseChatModel,
+    LangSmithParams,
+    agenerate_from_stream,
+    generate_from_stream,
+)
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from typing_extensions import Self
+
+from langchain_dfehub._messages import (
+    chunk_to_message,
+    messages_to_dicts,
+    response_to_message,
+)
+from langchain_dfehub._retry import RetryPolicy
+from langchain_dfehub._stream_state import Request
+from langchain_dfehub._tools import (
+    StructuredMethod,
+    ToolLike,
+    is_pydantic_class,
+    structured_output_parts,
+    tool_choice_to_wire,
+    tools_to_wire,
+)
+from langchain_dfehub._transport import SyncTransport
+from langchain_dfehub._urls import chat_completions_url, display_url
+from langchain_dfehub._version import __version__
+
+if TYPE_CHECKING:
+    from langchain_dfehub._async_transport import AsyncTransport
+
+DEFAULT_BASE_URL = "https://chat.dfehub.com/api/openai/v1"
+DEFAULT_MODEL = "gpt-3.5-turbo"
+
+# Fields sent in the body when the user set them, under the same name.
+_SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "max_tokens",
+)
+_USER_AGENT = f"langchain-dfehub/{__version__}"
+
+
+class ChatDfeHub(BaseChatModel):
+    """Chat model for the DfeHub chat service or any OpenAI-compatible server.
+
+    Setup:
+        Install `langchain-dfehub`. The public service needs no key; set
+        `DFEHUB_API_KEY` (or `api_key=`) for a server that wants one, and
+        `DFEHUB_BASE_URL` (or `base_url=`) to use another server, such as a
+        local llama.cpp server, vLLM, Ollama's `/v1` or LM Studio.
+
+    Example:
+        ```python
+        from langchain_dfehub import ChatDfeHub
+
+        model = ChatDfeHub(temperature=0.5, max_retries=3)
+        model.invoke("Hello!")
+        ```
+
+    Throttling: when the service answers with its `detail` text ("... Expected
+    available in 3.5 seconds."), the model waits as long as the text says and
+    tries again, at most `max_retries` times and never longer than
+    `max_retry_wait`; once text has reached the caller, a failure is raised,
+    never retried, so no text is delivered twice.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    model: str = DEFAULT_MODEL
+    """Name of the model to use; the service served `gpt-3.5-turbo`."""
+
+    base_url: str = Field(
+        default_factory=from_env("DFEHUB_BASE_URL", default=DEFAULT_BASE_URL)
+    )
+    """Base URL of the API; requests go to `{base_url}/chat/completions`.
+
+    Read from `DFEHUB_BASE_URL` when not given."""
+
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("DFEHUB_API_KEY", default=None)
+    )
+    """Key sent as `Authorization: Bearer ...`, only when set.
+
+    Read from `DFEHUB_API_KEY` when not given."""
+
+    temperature: float | None = None
+    """Sampling temperature; the server's default when unset."""
+
+    top_p: float | None = None
+    """Nucleus-sampling probability mass; the server's default when unset."""
+
+    presence_penalty: float | None = None
+    """Penalty for tokens already present in the text so far."""
+
+    frequency_penalty: float | None = None
+    """Penalty for tokens in proportion to how often they appeared so far."""
+
+    max_tokens: int | None = None
+    """Most tokens the answer may have; the server's default when unset."""
+
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Sequences at which the server stops the answer."""
+
+    timeout: float | tuple[float, float] | None = (10.0, 120.0)
+    """Seconds to wait: one number for both, or a `(connect, read)` pair.
+
+    The read timeout bounds each wait for data, so a stream that stalls
+    between chunks ends with `DfeHubTimeoutError` rather than hanging; a
+    non-streaming call must receive its whole answer within it. `None` waits
+    forever."""
+
+    max_retries: int = Field(default=2, ge=0)
+    """Most retries after a throttled, failed (5xx) or unreachable request.
+
+    So at most `max_retries + 1` requests per call."""
+
+    max_retry_wait: float = Field(default=60.0, ge=0)
+    """Longest wait, in seconds, that the server may ask for before a retry.
+
+    A longer wait is not slept through: `DfeHubRateLimitError` is raised at
+    once, with `retry_after` set to what the server asked."""
+
+    streaming: bool = False
+    """Whether `invoke` streams the answer under the hood (callbacks then see
+    every token)."""
+
+    stream_usage: bool = True
+    """Whether streams ask for token usage (`stream_options.include_usage`).
+
+    Turn off for an old server that rejects `stream_options`."""
+
+    default_headers: dict[str, str] | None = None
+    """Extra HTTP headers sent with every request."""
+
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra fields for the request body, sent as given (e.g. `seed`)."""
+
+    _sync_transport: SyncTransport | None = None
+    _async_transport: AsyncTransport | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        chat_completions_url(value)  # raises a clear ValueError when unusable
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(
+        cls, value: float | tuple[float, float] | None
+    ) -> float | tuple[float, float] | None:
+        values = value if isinstance(value, tuple) else (value,)
+        if any(v is not None and v <= 0 for v in values):
+            msg = "timeout must be positive seconds, a (connect, read) pair, or None."
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_extra_fields(cls, values: Any) -> Any:
+        """Move unknown keyword arguments into `model_kwargs`, as body fields."""
+        if not isinstance(values, dict):
+            return values
+        known = set()
+        for name, field in cls.model_fields.items():
+            known.add(name)
+            if field.alias:
+                known.add(field.alias)
+        extra = {key: values[key] for key in list(values) if key not in known}
+        if not extra:
+            return values
+        values = {key: value for key, value in values.items() if key in known}
+        model_kwargs = dict(values.get("model_kwargs") or {})
+        clash = set(extra) & set(model_kwargs)
+        if clash:
+            msg = f"{sorted(clash)} given both as arguments and in model_kwargs."
+            raise ValueError(msg)
+        model_kwargs.update(extra)
+        values["model_kwargs"] = model_kwargs
+        return values
+
+    # --- LangChain identity ---------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "dfehub-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "base_url": display_url(self.base_url),
+        }
+        for name in (*_SAMPLING_FIELDS, "stop"):
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = value
+        return params
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="dfehub",
+            ls_model_name=kwargs.get("model") or self.model,
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        stop = stop or self.stop
+        if stop:
+            params["ls_stop"] = stop
+        return params
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """The model can be saved with `dumpd` and loaded back (keys excluded)."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """Where `load` finds this class."""
+        return ["langchain_dfehub", "chat_models"]
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """The key is stored as a reference to its environment variable."""
+        return {"api_key": "DFEHUB_API_KEY"}
+
+    # --- requests ---------------------------------------------------------------
+
+    def _request(
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None,
+        *,
+        stream: bool,
+        **kwargs: Any,
+    ) -> Request:
+        body: dict[str, Any] = {"model": self.model}
+        for name in _SAMPLING_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        stop = stop if stop is not None else self.stop
+        if stop:
+            body["stop"] = stop
+        body.update(self.model_kwargs)
+        stream_usage = kwargs.pop("stream_usage", self.stream_usage)
+        for key, value in kwargs.items():
+            if not key.startswith("ls_"):  # tracing hints, not for the server
+                body[key] = value
+        body["messages"] = messages_to_dicts(messages)
+        body["stream"] = stream
+        if stream and stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        connect, read = (
+            self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
+        )
+        secret = self.api_key.get_secret_value() if self.api_key else None
+        return Request(
+            url=chat_completions_url(self.base_url),
+            headers=self._headers(stream, secret),
+            body=json.dumps(body, ensure_ascii=False).encode(),
+            stream=stream,
+            connect_timeout=connect,
+            read_timeout=read,
+            secret=secret,
+            policy=RetryPolicy(
+                max_retries=self.max_retries, max_retry_wait=self.max_retry_wait
+            ),
+        )
+
+    def _headers(self, stream: bool, secret: str | None) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "User-Agent": _USER_AGENT,
+        }
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
+        if self.default_headers:
+            headers.update(self.default_headers)
+        return headers
+
+    @property
+    def _transport(self) -> SyncTransport:
+        if self._sync_transport is None:
+            self._sync_transport = SyncTransport()
+        return self._sync_transport
+
+    @property
+    def _atransport(self) -> AsyncTransport:
+        if self._async_transport is None:
+            # Imported on first async use: httpx is not needed before.
+            from langchain_dfehub._async_transport import AsyncTransport
+
+            self._async_transport = AsyncTransport()
+        return self._async_transport
+
+    def close(self) -> None:
+        """Close pooled connections (they reopen if the model is used again)."""
+        if self._sync_transport is not None:
+            self._sync_transport.close()
+
+    async def aclose(self) -> None:
+        """Close the current event loop's pooled async connections."""
+        if self._async_transport is not None:
+            await self._async_transport.aclose()
+
+    # --- LangChain's chat-model hooks --------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            return generate_from_stream(
+                self._stream(messages, stop, run_manager, **kwargs)
+            )
+        request = self._request(messages, stop, stream=False, **kwargs)
+        return _chat_result(self._transport.complete(request))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            return await agenerate_from_stream(
+                self._astream(messages, stop, run_manager, **kwargs)
+            )
+        request = self._request(messages, stop, stream=False, **kwargs)
+        return _chat_result(await self._atransport.complete(request))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        # LangChain's `stream` reports each chunk to the callbacks itself.
+        request = self._request(messages, stop, stream=True, **kwargs)
+        for data in self._transport.stream(request):
+            yield _generation_chunk(data)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        request = self._request(messages, stop, stream=True, **kwargs)
+        async for data in self._atransport.stream(request):
+            yield _generation_chunk(data)
+
+    # --- tools and structured output -----------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[ToolLike],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools the model may call.
+
+        Args:
+            tools: Tools as LangChain tools, functions, pydantic classes,
+                TypedDicts or OpenAI function dicts.
+            tool_choice: `"auto"`, `"none"`, `"required"` (or `"any"`), a tool
+                name to force that tool, `True` to force some tool, or a dict
+                in the wire format.
+            strict: Ask the server to follow the tools' schemas exactly.
+            parallel_tool_calls: Allow (or forbid) several calls in one answer;
+                the server's default when unset.
+            **kwargs: More request fields to bind.
+        """
+        wire_tools = tools_to_wire(tools, strict=strict)
+        choice = tool_choice_to_wire(tool_choice, wire_tools)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(tools=wire_tools, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: StructuredMethod = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """Return a runnable whose output follows `schema`.
+
+        Args:
+            schema: A pydantic class (output is an instance), a TypedDict, a
+                JSON schema or an OpenAI function dict (output is a dict).
+            method: `"function_calling"` (a forced tool call), `"json_schema"`
+                (`response_format` with the schema) or `"json_mode"` (a JSON
+                object; say in the prompt which keys you want).
+            include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of
+                raising when the answer does not parse.
+            strict: Ask the server to follow the schema exactly.
+            **kwargs: Not accepted; present to report misuse clearly.
+
+        Raises:
+            ValueError: on an unknown method or unexpected arguments.
+        """
+        if kwargs:
+            msg = f"with_structured_output got unexpected arguments {sorted(kwargs)}."
+            raise ValueError(msg)
+        bound_kwargs, parser = structured_output_parts(schema, method, strict)
+        structured_format = {
+            "kwargs": {"method": method, "strict": strict},
+            "schema": schema if is_pydantic_class(schema) else bound_kwargs,
+        }
+        model = self.bind(ls_structured_output_format=structured_format, **bound_kwargs)
+        if not include_raw:
+            return model | parser
+        parse = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        keep_error = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=model) | parse.with_fallbacks(
+            [keep_error], exception_key="parsing_error"
+        )
+
+
+def _chat_result(response: Mapping[str, Any]) -> ChatResult:
+    message = response_to_message(response)
+    llm_output = {
+        "model_name": response.get("model"),
+        "token_usage": response.get("usage"),
+        "id": response.get("id"),
+    }
+    finish_reason = message.response_metadata.get("finish_reason")
+    return ChatResult(
+        generations=[
+            ChatGeneration(
+                message=message, generation_info={"finish_reason": finish_reason}
+            )
+        ],
+        llm_output=llm_output,
+    )
+
+
+def _generation_chunk(data: Mapping[str, Any]) -> ChatGenerationChunk:
+    message, finish_reason = chunk_to_message(data)
+    if finish_reason is None:
+        return ChatGenerationChunk(message=message)
+    return ChatGenerationChunk(
+        message=message, generation_info={"finish_reason": finish_reason}
+    )
+
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatDfeHub"]
