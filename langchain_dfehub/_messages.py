@@ -57,16 +57,15 @@ def message_to_dict(message: BaseMessage) -> dict[str, Any]:
     Raises:
         TypeError: for a message type the wire format has no role for.
     """
-    if isinstance(message, ChatMessage):
-        role = message.role
-    else:
-        role = _role_of(message)
+    role = message.role if isinstance(message, ChatMessage) else _role_of(message)
     result: dict[str, Any] = {"role": role, "content": _content(message.content)}
     if message.name:
         result["name"] = message.name
     if isinstance(message, AIMessage):
         calls = [_tool_call_to_dict(call) for call in message.tool_calls]
-        calls += [_invalid_tool_call_to_dict(call) for call in message.invalid_tool_calls]
+        calls += [
+            _invalid_tool_call_to_dict(call) for call in message.invalid_tool_calls
+        ]
         if calls:
             result["tool_calls"] = calls
             if not result["content"]:

@@ -152,7 +152,9 @@ def _in_band_error(event: ServerError) -> DfeHubError:
         " The request was not completed; check the server's logs or retry later."
     )
     if status is not None and status >= 500:
-        return DfeHubServerError(message, status_code=status, server_message=event.message)
+        return DfeHubServerError(
+            message, status_code=status, server_message=event.message
+        )
     return DfeHubAPIError(message, status_code=status, server_message=event.message)
 
 

@@ -108,7 +108,7 @@ def structured_output_parts(
         return {"tools": [tool], "tool_choice": _force(name)}, parser
     if method in ("json_schema", "json_mode"):
         if pydantic:
-            parser = PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type,type-var]
+            parser = PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
         else:
             parser = JsonOutputParser()
         if method == "json_mode":
@@ -122,7 +122,9 @@ def structured_output_parts(
             json_schema["description"] = function["description"]
         if strict is not None:
             json_schema["strict"] = strict
-        return {"response_format": {"type": "json_schema", "json_schema": json_schema}}, parser
+        return {
+            "response_format": {"type": "json_schema", "json_schema": json_schema}
+        }, parser
     msg = (
         f"Unknown structured-output method {method!r}; use 'function_calling',"
         " 'json_schema' or 'json_mode'."

@@ -11,6 +11,7 @@ One `requests.Session` per model instance pools connections across calls.
 
 from __future__ import annotations
 
+import http.cookiejar
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -139,7 +140,7 @@ class SyncTransport:
         )
 
 
-class _NoCookies(requests.cookies.cookielib.DefaultCookiePolicy):
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
     """Refuse all cookies: each call stands alone."""
 
     def set_ok(self, cookie: Any, request: Any) -> bool:
@@ -169,7 +170,9 @@ def _network_error(exc: requests.RequestException, request: Request) -> DfeHubEr
         kind = Failure.READ_TIMEOUT
     elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
         kind = Failure.CUT
-    elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+    elif isinstance(
+        exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
+    ):
         kind = Failure.INVALID_URL
     else:
         kind = Failure.UNREACHABLE
