@@ -1,0 +1,56 @@
+"""LangChain's standard integration suite for chat models, against a server.
+
+The server is the bundled emulator unless `DFEHUB_BASE_URL` names a live one
+(see conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from langchain_dfehub import ChatDfeHub
+
+
+class TestChatDfeHubStandardIntegration(ChatModelIntegrationTests):
+    @pytest.fixture(autouse=True)
+    def _server(self, dfehub_base_url: str) -> None:
+        self._base_url = dfehub_base_url
+
+    @property
+    def chat_model_class(self) -> type[ChatDfeHub]:
+        return ChatDfeHub
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {
+            "model": os.environ.get("DFEHUB_MODEL", "gpt-3.5-turbo"),
+            "base_url": self._base_url,
+        }
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supported_usage_metadata_details(self) -> dict[str, list[Any]]:
+        return {"invoke": [], "stream": []}

@@ -1,0 +1,90 @@
+"""`make demo`: ChatDfeHub as a user meets it, against the bundled emulator.
+
+It starts the local DfeHub emulator (no network needed), then shows an LCEL
+chain invoked and streamed, a throttled request whose wait is read from the
+service's `detail` text, and an async call. Run it with
+`python -m langchain_dfehub.demo`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable
+
+from langchain_dfehub import ChatDfeHub
+from langchain_dfehub.testing import DfeHubEmulator, Throttle
+
+
+class _RetryNotes(logging.Handler):
+    """Print ChatDfeHub's retry log lines, so the demo shows the wait it read."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"   [retry] {record.getMessage()}")
+
+
+def _heading(text: str) -> None:
+    print(f"\n== {text}")
+
+
+def main() -> int:
+    """Run the demo; return the process exit code."""
+    logger = logging.getLogger("langchain_dfehub")
+    logger.addHandler(_RetryNotes())
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+    with DfeHubEmulator(chunk_delay=0.04) as emulator:
+        print(f"DfeHub emulator listening at {emulator.base_url}")
+        model = ChatDfeHub(base_url=emulator.base_url, temperature=0.5)
+        prompt = ChatPromptTemplate.from_messages(
+            [
+                ("system", "You are a helpful assistant."),
+                ("human", "Tell me something about {topic}, please."),
+            ]
+        )
+        chain = prompt | model | StrOutputParser()
+
+        _heading("1. chain.invoke (prompt | ChatDfeHub | StrOutputParser)")
+        print(chain.invoke({"topic": "LangChain"}))
+
+        _heading("2. chain.stream: tokens printed as they arrive")
+        for token in chain.stream({"topic": "streaming"}):
+            print(token, end="|", flush=True)
+        print()
+
+        _heading("3. a throttled request: the wait is read from the `detail` text")
+        emulator.add_faults(Throttle(wait=1.5))
+        print(
+            '   the server answers 429 {"detail": "Request was throttled.'
+            ' Expected available in 1.5 seconds."}'
+        )
+        started = time.monotonic()
+        answer = chain.invoke({"topic": "patience"})
+        print(f"   answered after {time.monotonic() - started:.2f} s: {answer}")
+
+        _heading("4. async: three calls at once with ainvoke")
+        started = time.monotonic()
+        answers = asyncio.run(_three_at_once(chain))
+        for answer in answers:
+            print(f"   {answer}")
+        print(f"   all three in {time.monotonic() - started:.2f} s")
+
+    print("\nDone.")
+    return 0
+
+
+async def _three_at_once(chain: Runnable[dict[str, str], str]) -> list[str]:
+    topics = ("asyncio", "httpx", "concurrency")
+    return list(
+        await asyncio.gather(*(chain.ainvoke({"topic": topic}) for topic in topics))
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
