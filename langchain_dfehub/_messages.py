@@ -42,6 +42,17 @@ _ROLES: dict[type[BaseMessage], str] = {
     FunctionMessage: "function",
 }
 
+_DROPPED_BLOCKS = frozenset(
+    {
+        "tool_use",
+        "tool_call",
+        "tool_call_chunk",
+        "invalid_tool_call",
+        "reasoning",
+        "thinking",
+    }
+)
+
 
 # --- request side: LangChain message -> dict ---------------------------------
 
@@ -59,6 +70,11 @@ def message_to_dict(message: BaseMessage) -> dict[str, Any]:
     """
     role = message.role if isinstance(message, ChatMessage) else _role_of(message)
     result: dict[str, Any] = {"role": role, "content": _content(message.content)}
+    if isinstance(message, ToolMessage):
+        # LangChain names a tool's result after the tool, but OpenAI's tool
+        # message has no `name`, and strict servers reject one.
+        result["tool_call_id"] = message.tool_call_id
+        return result
     if message.name:
         result["name"] = message.name
     if isinstance(message, AIMessage):
@@ -71,8 +87,6 @@ def message_to_dict(message: BaseMessage) -> dict[str, Any]:
             if not result["content"]:
                 # OpenAI's own shape for an answer that is only tool calls.
                 result["content"] = None
-    elif isinstance(message, ToolMessage):
-        result["tool_call_id"] = message.tool_call_id
     return result
 
 
@@ -104,7 +118,7 @@ def _content(content: str | list[str | dict[str, Any]]) -> str | list[Any]:
             )
 
             parts.append(convert_to_openai_data_block(block))
-        elif block.get("type") in ("tool_use", "tool_call", "reasoning"):
+        elif block.get("type") in _DROPPED_BLOCKS:
             # Carried in `tool_calls`, or meaningless to the server.
             continue
         else:
@@ -130,7 +144,8 @@ def _invalid_tool_call_to_dict(call: InvalidToolCall) -> dict[str, Any]:
     return {
         "id": call["id"],
         "type": "function",
-        "function": {"name": call["name"], "arguments": call["args"]},
+        # An invalid call may lack a name or arguments; the wire wants strings.
+        "function": {"name": call["name"] or "", "arguments": call["args"] or ""},
     }
 
 
