@@ -7,15 +7,26 @@ do next and never contains a key, a header value or a request body.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from langchain_dfehub._throttle import wait_from_detail, wait_from_retry_after
 
 _EXCERPT_CHARS = 200
-_TAG = re.compile(r"<[^>]*>")
+# How much of a non-JSON body is read for its excerpt: enough for any error
+# page's first words, and a bound on the work a huge body can cause.
+_SCAN_CHARS = 65536
+# `[^<>]`, not `[^>]`: a body full of unclosed "<" stays linear to strip.
+_TAG = re.compile(r"<[^<>]*>")
+# Script and style bodies are not text a reader wants; an unclosed one runs
+# to the end of the page.
+_HIDDEN_BLOCK = re.compile(
+    r"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.DOTALL | re.IGNORECASE
+)
 _SPACE = re.compile(r"\s+")
 
 
@@ -137,26 +148,39 @@ class DfeHubProtocolError(DfeHubError):
     """The server's reply does not follow the chat-completions wire format."""
 
 
-def _excerpt(text: str) -> str:
-    """Return a short, single-line excerpt of a text or HTML body."""
-    text = _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+def _excerpt(text: str, secret: str | None = None) -> str:
+    """Return a short, single-line excerpt of a text, the key blanked out.
+
+    The key is blanked before the text is cut, so a cut cannot leave part of
+    it behind.
+    """
+    text = _scrub(_SPACE.sub(" ", text).strip(), secret)
     if len(text) > _EXCERPT_CHARS:
         text = text[: _EXCERPT_CHARS - 1] + "…"
     return text
 
 
-def server_message(body: bytes) -> tuple[str, Any]:
+def _page_text(text: str) -> str:
+    """Return the readable text of a non-JSON body, such as a proxy's HTML page."""
+    text = text[:_SCAN_CHARS]
+    text = _HIDDEN_BLOCK.sub(" ", text)
+    return html.unescape(_TAG.sub(" ", text))
+
+
+def server_message(body: bytes, *, secret: str | None = None) -> tuple[str, Any]:
     """Return the server's own message from an error body, and the parsed JSON.
 
     Understands `{"detail": ...}` (the DfeHub service and FastAPI servers),
     `{"error": {"message": ...}}` (OpenAI-compatible servers), `{"error": "..."}`
-    and `{"message": ...}`; anything else yields a short text excerpt.
+    and `{"message": ...}`; anything else yields a short text excerpt, with
+    HTML tags stripped. A `secret` the server echoes is blanked out.
     """
-    text = body.decode("utf-8", errors="replace")
+    text = body.decode("utf-8-sig", errors="replace")
     try:
         parsed: Any = json.loads(text)
-    except ValueError:
-        return _excerpt(text), None
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        # Blanked before the scan limit too, which could otherwise cut the key.
+        return _excerpt(_page_text(_scrub(text, secret)), secret), None
     if isinstance(parsed, dict):
         for key in ("detail", "error", "message"):
             value = parsed.get(key)
@@ -165,8 +189,8 @@ def server_message(body: bytes) -> tuple[str, Any]:
             if value:
                 if not isinstance(value, str):
                     value = json.dumps(value, ensure_ascii=False)
-                return _excerpt(value), parsed
-    return _excerpt(text), parsed
+                return _excerpt(value, secret), parsed
+    return _excerpt(text, secret), parsed
 
 
 def _scrub(text: str, secret: str | None) -> str:
@@ -174,6 +198,31 @@ def _scrub(text: str, secret: str | None) -> str:
     if secret and secret in text:
         text = text.replace(secret, "***")
     return text
+
+
+def _display_url(url: str) -> str:
+    """Return the URL without user info, query or fragment, fit for a message."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "the configured base_url"
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Look a header up by name, whatever its case in `headers`."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
 
 
 _ADVICE = {
@@ -189,10 +238,20 @@ _ADVICE = {
 def rate_limit_error(
     detail: str, *, status_code: int | None, retry_after_header: str | None = None
 ) -> DfeHubRateLimitError:
-    """Build the error for a throttled request, reading the wait it asks for."""
+    """Build the error for a throttled request, reading the wait it asks for.
+
+    The wait is the last number in the `detail` text, else the `Retry-After`
+    header's.
+    """
     wait = wait_from_detail(detail)
     if wait is None and retry_after_header is not None:
         wait = wait_from_retry_after(retry_after_header)
+    return _throttled(detail, wait, status_code)
+
+
+def _throttled(
+    detail: str, wait: float | None, status_code: int | None
+) -> DfeHubRateLimitError:
     asked = f"it asked to wait {wait:g} s" if wait is not None else "it gave no wait"
     message = (
         f"DfeHub throttled the request ({asked}): {_excerpt(detail)!r}. "
@@ -211,26 +270,41 @@ def error_from_status(
     url: str,
     secret: str | None = None,
 ) -> DfeHubError:
-    """Map a non-2xx reply to the typed error that says what to do next."""
-    said, parsed = server_message(body)
-    said = _scrub(said, secret)
-    retry_after_header = headers.get("retry-after")
+    """Map a non-2xx reply to the typed error that says what to do next.
+
+    A `secret` (the API key) the server echoes is blanked out of the message,
+    and `url` is shown without user info or query.
+    """
+    said, parsed = server_message(body, secret=secret)
+    retry_after_header = _header(headers, "retry-after")
     if status == 429:
-        detail = said
-        if isinstance(parsed, dict) and isinstance(parsed.get("detail"), str):
-            detail = _scrub(parsed["detail"], secret)
-        return rate_limit_error(
-            detail, status_code=status, retry_after_header=retry_after_header
-        )
+        detail = parsed.get("detail") if isinstance(parsed, dict) else None
+        if isinstance(detail, str):
+            # The DfeHub convention: the wait ends the `detail` text.
+            return rate_limit_error(
+                _scrub(detail, secret),
+                status_code=status,
+                retry_after_header=retry_after_header,
+            )
+        # Any other message is not read for numbers ("Limit 10000 tokens per
+        # min" names no wait); only the header says how long.
+        wait = None
+        if retry_after_header is not None:
+            wait = wait_from_retry_after(retry_after_header)
+        return _throttled(said or "(empty body)", wait, status)
     advice = _ADVICE.get(status)
     if advice is None:
         advice = (
-            "The server failed; ChatDfeHub retries this, so it persisted."
+            "The server failed; try again later. ChatDfeHub retries such"
+            " failures up to max_retries times."
             if status >= 500
             else "Check the request and the server's message."
         )
-    message = f"DfeHub returned HTTP {status} for {url}: {said or '(empty body)'}. "
-    message += advice
+    message = (
+        f"DfeHub returned HTTP {status} for {_display_url(url)}:"
+        f" {said or '(empty body)'}. {advice}"
+    )
+    message = _scrub(message, secret)
     cls: type[DfeHubAPIError] = DfeHubAPIError
     if status in (401, 403):
         cls = DfeHubAuthenticationError

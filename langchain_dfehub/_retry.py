@@ -9,24 +9,42 @@ parts, so both paths behave the same.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
 from tenacity.wait import wait_base
 
 from langchain_dfehub._errors import DfeHubError
 
 logger = logging.getLogger("langchain_dfehub")
+
+# Past this many doublings the backoff is at its cap anyway; stopping here
+# keeps 2.0 ** n from overflowing on a very long retry run.
+_MAX_DOUBLINGS = 64
+
+
+class wait_backoff(wait_base):  # noqa: N801 - named like tenacity's waits
+    """Exponential backoff with jitter: `initial * 2**(n-1)` plus up to `initial`.
+
+    Our own rather than tenacity's `wait_exponential_jitter`: its `initial`
+    argument warns of deprecation in recent tenacity releases, and older ones
+    (which we support) lack its replacement, `multiplier`.
+    """
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial = initial
+        self.maximum = maximum
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        """Return the seconds to sleep before the next attempt."""
+        doublings = min(retry_state.attempt_number - 1, _MAX_DOUBLINGS)
+        jitter = random.uniform(0, self.initial)  # noqa: S311 - not for secrets
+        return max(0.0, min(self.initial * 2.0**doublings + jitter, self.maximum))
 
 
 class wait_server_hint(wait_base):  # noqa: N801 - named like tenacity's waits
@@ -58,6 +76,9 @@ class RetryPolicy:
     A wait the server asks for that is longer than `max_retry_wait` is not
     slept through: the `DfeHubRateLimitError` reaches the caller at once, with
     `retry_after` set, so the caller decides.
+
+    `sleep` replaces the real sleep (tests pass a fake that records waits); it
+    may be a plain or an async function, and serves both controllers.
     """
 
     max_retries: int
@@ -70,16 +91,25 @@ class RetryPolicy:
         """Whether a failed attempt is worth another one."""
         if not isinstance(error, DfeHubError) or not error.retryable:
             return False
+        if error.received_chars:
+            # Text already reached the caller; a retry would repeat it.
+            return False
         return error.retry_after is None or error.retry_after <= self.max_retry_wait
+
+    def _retry(self, retry_state: RetryCallState) -> bool:
+        """Tenacity's `retry` predicate; also records the attempts made so far."""
+        error = _failure(retry_state)
+        if error is None:
+            return False  # a success, or a bug of ours: neither is retried
+        error.attempts = retry_state.attempt_number
+        return self.should_retry(error)
 
     def _parts(self) -> dict[str, Any]:
         return {
-            "retry": retry_if_exception(self.should_retry),
+            "retry": self._retry,
             "stop": stop_after_attempt(self.max_retries + 1),
             "wait": wait_server_hint(
-                wait_exponential_jitter(
-                    initial=self.backoff_initial, max=self.backoff_max
-                )
+                wait_backoff(self.backoff_initial, self.backoff_max)
             ),
             "before_sleep": _log_retry,
             "retry_error_callback": _give_up,
@@ -93,9 +123,16 @@ class RetryPolicy:
 
     def async_retrying(self) -> AsyncRetrying:
         """A fresh async controller, for one call."""
-        if self.sleep is not None:
-            return AsyncRetrying(sleep=self.sleep, **self._parts())
-        return AsyncRetrying(**self._parts())
+        sleep = self.sleep
+        if sleep is None:
+            return AsyncRetrying(**self._parts())
+
+        async def async_sleep(seconds: float) -> None:
+            result = sleep(seconds)
+            if inspect.isawaitable(result):
+                await result
+
+        return AsyncRetrying(sleep=async_sleep, **self._parts())
 
 
 def _log_retry(retry_state: RetryCallState) -> None:
@@ -110,7 +147,7 @@ def _log_retry(retry_state: RetryCallState) -> None:
         else ""
     )
     logger.warning(
-        "DfeHub request failed with %s; retrying in %.3g s%s (attempt %d of %d).",
+        "DfeHub request failed with %s; retrying in %g s%s (attempt %d of %d).",
         reason,
         wait,
         asked,
@@ -125,11 +162,8 @@ def _stop_limit(retry_state: RetryCallState) -> int:
 
 
 def _give_up(retry_state: RetryCallState) -> NoReturn:
-    """Re-raise the last error once attempts run out, saying how many there were."""
-    outcome = retry_state.outcome
-    assert outcome is not None and outcome.failed  # only failures are retried
-    error = outcome.exception()
-    if isinstance(error, DfeHubError):
-        error.attempts = retry_state.attempt_number
-    assert error is not None
+    """Re-raise the last error once attempts run out (its `attempts` is set)."""
+    error = _failure(retry_state)
+    if error is None:  # unreachable: only a DfeHubError is ever retried
+        raise RuntimeError("retries ran out without a DfeHubError")
     raise error

@@ -1,0 +1,117 @@
+"""Reading the wait a server asks for, from a `detail` text or `Retry-After`."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+import pytest
+
+from langchain_dfehub._throttle import wait_from_detail, wait_from_retry_after
+
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+
+
+def http_date(seconds_from_now: float) -> str:
+    moment = datetime.fromtimestamp(NOW + seconds_from_now, tz=timezone.utc)
+    return format_datetime(moment, usegmt=True)
+
+
+# --- The `detail` text ---
+
+
+@pytest.mark.parametrize(
+    ("detail", "wait"),
+    [
+        ("Request was throttled. Expected available in 3 seconds.", 3.0),
+        ("Request was throttled. Expected available in 3.512 seconds.", 3.512),
+        ("Request was throttled. Expected available in 1 second.", 1.0),
+        ("Request was throttled. Expected available in 0.25 seconds", 0.25),
+        ("Expected available in .5 seconds.", 0.5),
+        ("Expected available in 120 seconds", 120.0),
+    ],
+    ids=["integer", "decimal", "singular", "no-period", "leading-dot", "long"],
+)
+def test_wait_from_detail_reads_the_number_of_seconds(detail, wait):
+    assert wait_from_detail(detail) == wait
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "Request was throttled.",
+        "",
+        "Expected available soon.",
+        "Expected available in a few seconds.",
+        ". . .",
+    ],
+)
+def test_wait_from_detail_without_a_number_is_none(detail):
+    assert wait_from_detail(detail) is None
+
+
+def test_wait_from_detail_takes_the_last_number():
+    detail = "Limit 3 per 60 s for gpt-3.5-turbo. Expected available in 7.25 seconds."
+    assert wait_from_detail(detail) == 7.25
+
+
+def test_wait_from_detail_is_never_negative():
+    assert wait_from_detail("Expected available in -4 seconds.") == 4.0
+
+
+def test_wait_from_detail_of_an_absurdly_long_number_is_infinite_not_a_crash():
+    assert wait_from_detail("in " + "9" * 400 + " seconds") == float("inf")
+
+
+# --- The `Retry-After` header ---
+
+
+@pytest.mark.parametrize(
+    ("value", "wait"),
+    [("3", 3.0), ("0", 0.0), ("120", 120.0), ("2.5", 2.5), ("  7 ", 7.0)],
+)
+def test_retry_after_in_seconds(value, wait):
+    assert wait_from_retry_after(value) == wait
+
+
+def test_retry_after_as_an_http_date_is_the_time_until_then():
+    assert wait_from_retry_after(http_date(30), now=NOW) == 30.0
+
+
+def test_retry_after_as_an_http_date_uses_the_clock_by_default():
+    in_a_minute = datetime.fromtimestamp(time.time() + 60, tz=timezone.utc)
+    wait = wait_from_retry_after(format_datetime(in_a_minute, usegmt=True))
+    # HTTP dates have whole seconds, so up to one second is lost.
+    assert wait is not None
+    assert 58 < wait <= 60
+
+
+def test_retry_after_as_a_past_http_date_is_zero():
+    assert wait_from_retry_after(http_date(-3600), now=NOW) == 0.0
+
+
+def test_retry_after_as_a_negative_number_is_zero():
+    assert wait_from_retry_after("-5") == 0.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "soon",
+        "3 seconds",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "Infinity",
+        "1_000",
+        "0x10",
+        "Wed, 21 Oct 99999 07:28:00 GMT",
+        "Wed, 21 Oct 2015 25:61:00 GMT",
+        "Wed, 21 Oct 2015 07:28:00",  # no zone: not an HTTP date
+    ],
+)
+def test_retry_after_that_is_not_seconds_or_an_http_date_is_none(value):
+    assert wait_from_retry_after(value, now=NOW) is None
