@@ -87,14 +87,17 @@ class AsyncTransport:
         try:
             for chunk in first:
                 yield chunk
+            reply.check()
             try:
                 async for data in received:
                     for chunk in reply.feed(data):
                         yield chunk
+                    reply.check()
             except httpx.HTTPError as exc:
                 raise reply.fail(_network_error(exc, request)) from None
             for chunk in reply.close():
                 yield chunk
+            reply.check()
         finally:
             await response.aclose()
 
@@ -111,10 +114,13 @@ class AsyncTransport:
             first: list[Any] = []
             async for data in received:
                 first += reply.feed(data)
-                if reply.answer_started or reply.done:
-                    return response, received, reply, first
-            first += reply.close()
-            return response, _nothing(), reply, first
+                if reply.settled:
+                    break
+            else:
+                first += reply.close()
+            if reply.error is not None and not reply.answer_started:
+                raise reply.error  # nothing delivered yet: the policy may retry
+            return response, received, reply, first
         except httpx.HTTPError as exc:
             if response is not None:
                 await response.aclose()
@@ -140,11 +146,6 @@ class AsyncTransport:
             timeout=timeout,
         )
         return await client.send(built, stream=True)
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield  # pragma: no cover - makes this an async generator
 
 
 async def _raise_for_status(response: httpx.Response, request: Request) -> None:

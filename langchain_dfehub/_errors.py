@@ -12,9 +12,9 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from langchain_dfehub._throttle import wait_from_detail, wait_from_retry_after
+from langchain_dfehub._urls import display_url
 
 _EXCERPT_CHARS = 200
 # How much of a non-JSON body is read for its excerpt: enough for any error
@@ -200,20 +200,6 @@ def _scrub(text: str, secret: str | None) -> str:
     return text
 
 
-def _display_url(url: str) -> str:
-    """Return the URL without user info, query or fragment, fit for a message."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "the configured base_url"
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 address
-    netloc = f"{host}:{port}" if port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     """Look a header up by name, whatever its case in `headers`."""
     value = headers.get(name)
@@ -301,7 +287,7 @@ def error_from_status(
             else "Check the request and the server's message."
         )
     message = (
-        f"DfeHub returned HTTP {status} for {_display_url(url)}:"
+        f"DfeHub returned HTTP {status} for {display_url(url)}:"
         f" {said or '(empty body)'}. {advice}"
     )
     message = _scrub(message, secret)

@@ -55,28 +55,49 @@ class Request:
 
 
 class ReplyStream:
-    """Follows one streamed reply from its first byte to its end."""
+    """Follows one streamed reply from its first byte to its end.
 
-    __slots__ = ("_decoder", "answer_started", "done", "finished", "received_chars")
+    An error event does not raise inside `feed`: the chunks that arrived
+    before it in the same read must reach the caller first, or they would be
+    silently lost. `feed` and `close` return those chunks and keep the error
+    in `error`; the transport delivers the chunks, then calls `check`.
+    """
+
+    __slots__ = (
+        "_decoder",
+        "answer_started",
+        "done",
+        "error",
+        "finished",
+        "received_chars",
+    )
 
     def __init__(self) -> None:
         self._decoder = SSEDecoder()
         self.answer_started = False
         self.finished = False
         self.done = False
+        self.error: DfeHubError | None = None
         self.received_chars = 0
 
+    @property
+    def settled(self) -> bool:
+        """Whether a retry is no longer possible or no longer needed."""
+        return self.answer_started or self.done or self.error is not None
+
     def feed(self, data: bytes) -> list[dict[str, Any]]:
-        """Decode received bytes into chunk dicts, raising on error events."""
-        if self.done:
-            return []  # bytes after `[DONE]` are not part of the answer
+        """Decode received bytes into the chunk dicts they complete."""
+        if self.done or self.error is not None:
+            return []  # nothing after `[DONE]` or an error is part of the answer
         return self._accept(self._decoder.feed(data))
 
     def close(self) -> list[dict[str, Any]]:
         """Handle a clean end of the body: a last event, or a truncated answer."""
-        chunks = [] if self.done else self._accept(self._decoder.close())
-        if not (self.done or self.finished):
-            raise self._fail(
+        if self.done or self.error is not None:
+            return []
+        chunks = self._accept(self._decoder.close())
+        if not (self.done or self.finished or self.error is not None):
+            self.error = self._fail(
                 DfeHubConnectionError(
                     "The server closed the stream before the answer was finished"
                     " (no finish_reason and no [DONE]); the answer is truncated."
@@ -85,6 +106,11 @@ class ReplyStream:
                 )
             )
         return chunks
+
+    def check(self) -> None:
+        """Raise the error the reply ended with, once its chunks are delivered."""
+        if self.error is not None:
+            raise self.error
 
     def _accept(self, events: list[Any]) -> list[dict[str, Any]]:
         chunks: list[dict[str, Any]] = []
@@ -97,7 +123,8 @@ class ReplyStream:
                 self.done = True
                 break
             else:
-                raise self._fail(_error_for_event(event))
+                self.error = self._fail(_error_for_event(event))
+                break
         return chunks
 
     def _observe(self, data: dict[str, Any]) -> None:

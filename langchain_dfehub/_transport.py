@@ -95,12 +95,15 @@ class SyncTransport:
         response, received, reply, first = opened
         try:
             yield from first
+            reply.check()
             try:
                 for data in received:
                     yield from reply.feed(data)
+                    reply.check()
             except requests.RequestException as exc:
                 raise reply.fail(_network_error(exc, request)) from None
             yield from reply.close()
+            reply.check()
         finally:
             response.close()
 
@@ -117,10 +120,13 @@ class SyncTransport:
             first: list[Any] = []
             for data in received:
                 first += reply.feed(data)
-                if reply.answer_started or reply.done:
-                    return response, received, reply, first
-            first += reply.close()
-            return response, iter(()), reply, first
+                if reply.settled:
+                    break
+            else:
+                first += reply.close()
+            if reply.error is not None and not reply.answer_started:
+                raise reply.error  # nothing delivered yet: the policy may retry
+            return response, received, reply, first
         except requests.RequestException as exc:
             if response is not None:
                 response.close()

@@ -9,6 +9,7 @@ instead of printing its whole chain.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 _CHAT_PATH = "/chat/completions"
@@ -61,8 +62,9 @@ def network_reason(exc: BaseException) -> str:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            best = current.strerror
+        if isinstance(current, OSError) and (current.errno or current.strerror):
+            # The errno's own words: asyncio puts the address in strerror.
+            best = os.strerror(current.errno) if current.errno else current.strerror
         for linked in (current.__cause__, current.__context__, *current.args):
             if isinstance(linked, BaseException):
                 pending.append(linked)

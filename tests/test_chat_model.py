@@ -154,7 +154,9 @@ def test_only_parameters_the_user_set_are_sent(
 def test_messages_are_sent_as_role_content_dicts(
     model: ChatDfeHub, dfehub_emulator: DfeHubEmulator
 ) -> None:
-    model.invoke([("system", "Be brief."), ("human", "Hi"), ("ai", "Hello"), ("human", "Bye")])
+    model.invoke(
+        [("system", "Be brief."), ("human", "Hi"), ("ai", "Hello"), ("human", "Bye")]
+    )
     assert last_body(dfehub_emulator)["messages"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hi"},

@@ -235,7 +235,12 @@ def test_a_server_error_then_success_is_retried(
             "messages is too long",
         ),
         (404, '{"detail": "Not Found"}', DfeHubAPIError, "Not Found"),
-        (422, '{"detail": [{"msg": "field required"}]}', DfeHubAPIError, "field required"),
+        (
+            422,
+            '{"detail": [{"msg": "field required"}]}',
+            DfeHubAPIError,
+            "field required",
+        ),
     ],
 )
 def test_client_errors_are_not_retried_and_keep_the_servers_words(
@@ -400,23 +405,29 @@ def test_an_unreachable_server_is_a_connection_error(mode: Mode) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_key_appears_in_no_error_or_log(mode: Mode, caplog: Any) -> None:
-    with DfeHubEmulator(api_key="the-right-key") as emulator:
+    wrong_key = "sk-wrong-fedcba9876543210"
+    errors: list[DfeHubError] = []
+    with DfeHubEmulator(api_key=SECRET) as emulator, caplog.at_level(logging.DEBUG):
+        # The right key, but the server fails and echoes the key back.
         model = ChatDfeHub(base_url=emulator.base_url, api_key=SECRET, max_retries=1)
         emulator.add_faults(
             Throttle(wait=0.001),
             ErrorStatus(500, f'{{"error": {{"message": "bad key {SECRET}"}}}}'),
         )
-        errors: list[DfeHubError] = []
-        with caplog.at_level(logging.DEBUG):
-            for _name, call in call_both_ways(mode, model):
-                with pytest.raises(DfeHubError) as caught:
-                    call()
-                errors.append(caught.value)
-    assert isinstance(errors[0], DfeHubServerError)
+        with pytest.raises(DfeHubServerError) as server_error:
+            invoke(model, mode)
+        errors.append(server_error.value)
+        # A wrong key: refused, and not retried.
+        refused = ChatDfeHub(base_url=emulator.base_url, api_key=wrong_key)
+        for _name, call in call_both_ways(mode, refused):
+            with pytest.raises(DfeHubAuthenticationError) as auth_error:
+                call()
+            errors.append(auth_error.value)
     assert "***" in str(errors[0])
-    assert isinstance(errors[1], DfeHubAuthenticationError)
     for error in errors:
-        assert SECRET not in str(error)
-        assert SECRET not in repr(error)
-        assert SECRET not in str(vars(error))
+        for key in (SECRET, wrong_key):
+            assert key not in str(error)
+            assert key not in repr(error)
+            assert key not in str(vars(error))
     assert SECRET not in caplog.text
+    assert wrong_key not in caplog.text
