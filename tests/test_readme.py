@@ -31,7 +31,9 @@ def test_the_readme_has_examples() -> None:
 
 
 @pytest.mark.parametrize(
-    "source", [code for _, code in _examples()], ids=[f"line{n}" for n, _ in _examples()]
+    "source",
+    [code for _, code in _examples()],
+    ids=[f"line{n}" for n, _ in _examples()],
 )
 def test_readme_example_runs(
     source: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
