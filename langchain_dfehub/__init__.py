@@ -3,20 +3,43 @@
 `ChatDfeHub` is the chat model; the `DfeHub*Error` classes are everything it
 raises. A local emulator of the service, for offline tests, lives in
 `langchain_dfehub.testing`.
+
+The names are loaded on first use (PEP 562): the package's pytest plugin is
+imported by every pytest session of anyone who installs the package, and must
+not drag LangChain in with it.
 """
 
-from langchain_dfehub._errors import (
-    DfeHubAPIError,
-    DfeHubAuthenticationError,
-    DfeHubConnectionError,
-    DfeHubError,
-    DfeHubProtocolError,
-    DfeHubRateLimitError,
-    DfeHubServerError,
-    DfeHubTimeoutError,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from langchain_dfehub._version import __version__
-from langchain_dfehub.chat_models import ChatDfeHub
+
+if TYPE_CHECKING:
+    from langchain_dfehub._errors import (
+        DfeHubAPIError,
+        DfeHubAuthenticationError,
+        DfeHubConnectionError,
+        DfeHubError,
+        DfeHubProtocolError,
+        DfeHubRateLimitError,
+        DfeHubServerError,
+        DfeHubTimeoutError,
+    )
+    from langchain_dfehub.chat_models import ChatDfeHub
+
+_HOMES = {
+    "ChatDfeHub": "langchain_dfehub.chat_models",
+    "DfeHubAPIError": "langchain_dfehub._errors",
+    "DfeHubAuthenticationError": "langchain_dfehub._errors",
+    "DfeHubConnectionError": "langchain_dfehub._errors",
+    "DfeHubError": "langchain_dfehub._errors",
+    "DfeHubProtocolError": "langchain_dfehub._errors",
+    "DfeHubRateLimitError": "langchain_dfehub._errors",
+    "DfeHubServerError": "langchain_dfehub._errors",
+    "DfeHubTimeoutError": "langchain_dfehub._errors",
+}
 
 __all__ = [
     "ChatDfeHub",
@@ -30,3 +53,17 @@ __all__ = [
     "DfeHubTimeoutError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        msg = f"module 'langchain_dfehub' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -42,7 +42,6 @@ from langchain_dfehub._stream_state import Request
 from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
-    is_pydantic_class,
     structured_output_parts,
     tool_choice_to_wire,
     tools_to_wire,
@@ -456,7 +455,7 @@ class ChatDfeHub(BaseChatModel):
         bound_kwargs, parser = structured_output_parts(schema, method, strict)
         structured_format = {
             "kwargs": {"method": method, "strict": strict},
-            "schema": schema if is_pydantic_class(schema) else bound_kwargs,
+            "schema": schema,
         }
         model = self.bind(ls_structured_output_format=structured_format, **bound_kwargs)
         if not include_raw:

@@ -1,13 +1,17 @@
 """Every Python example in README.md runs, as written, against the emulator.
 
 Each ```python block is executed on its own, with `DFEHUB_BASE_URL` pointing
-at a fresh emulator (the README says so too). A block that fails fails here, so
-the README cannot drift from the code.
+at a fresh emulator (the README says so too). A block of pytest tests is run by
+pytest itself, in a fresh process, so its fixtures come from the installed
+plugin as a user's would. A block that fails fails here, so the README cannot
+drift from the code.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,14 +30,20 @@ def _examples() -> list[tuple[int, str]]:
     ]
 
 
+def _is_test_module(source: str) -> bool:
+    return re.search(r"^def test_", source, re.MULTILINE) is not None
+
+
+_SCRIPTS = [(n, code) for n, code in _examples() if not _is_test_module(code)]
+_TEST_MODULES = [(n, code) for n, code in _examples() if _is_test_module(code)]
+
+
 def test_the_readme_has_examples() -> None:
     assert len(_examples()) >= 5
 
 
 @pytest.mark.parametrize(
-    "source",
-    [code for _, code in _examples()],
-    ids=[f"line{n}" for n, _ in _examples()],
+    "source", [code for _, code in _SCRIPTS], ids=[f"line{n}" for n, _ in _SCRIPTS]
 )
 def test_readme_example_runs(
     source: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -43,3 +53,24 @@ def test_readme_example_runs(
         monkeypatch.delenv("DFEHUB_API_KEY", raising=False)
         exec(compile(source, str(README), "exec"), {"__name__": "__readme__"})
     assert capsys.readouterr().out.strip(), "an example should show its result"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [code for _, code in _TEST_MODULES],
+    ids=[f"line{n}" for n, _ in _TEST_MODULES],
+)
+def test_readme_test_module_passes(source: str, tmp_path: Path) -> None:
+    module = tmp_path / "test_from_readme.py"
+    module.write_text(source, encoding="utf-8")
+    expected = len(re.findall(r"^def test_", source, re.MULTILINE))
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{expected} passed" in run.stdout
