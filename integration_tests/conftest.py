@@ -1,16 +1,19 @@
 """Where the standard integration suite sends its requests.
 
 By default, to the bundled DfeHub emulator, started once for the session. Set
-`DFEHUB_BASE_URL` (and, if the server wants them, `DFEHUB_API_KEY` and
-`DFEHUB_MODEL`) to run the same suite against a live OpenAI-compatible server.
+`DFEHUB_BASE_URL` (and, if the server wants them, `DFEHUB_API_KEY`,
+`DFEHUB_MODEL`, and `DFEHUB_OVERRIDE_MODEL` for a second model it serves) to
+run the same suite against a live OpenAI-compatible server.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from langchain_tests.conftest import base_vcr_config
 
 from langchain_dfehub.testing import DfeHubEmulator
 
@@ -24,3 +27,18 @@ def dfehub_base_url() -> Iterator[str]:
         return
     with DfeHubEmulator() as emulator:
         yield emulator.base_url
+
+
+@pytest.fixture(scope="session")
+def vcr_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Record each run afresh, into a temporary folder.
+
+    The suite's streaming-time test runs under VCR. The server here is local
+    (or the live one named by DFEHUB_BASE_URL), so replaying stored cassettes
+    would measure nothing real: every run records a new one, and the Authorization
+    header is filtered out of it like the suite's own settings do.
+    """
+    config = base_vcr_config()
+    config["record_mode"] = "all"
+    config["cassette_library_dir"] = str(tmp_path_factory.mktemp("cassettes"))
+    return config
