@@ -24,6 +24,10 @@ $(VENV)/.installed-lint: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $@
 
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
 demo: $(VENV)/.installed-base
 	$(PY) -m langchain_dfehub.demo
 
@@ -42,6 +46,10 @@ unit: $(VENV)/.installed-test
 # Against the bundled emulator, or against DFEHUB_BASE_URL when it is set.
 integration: $(VENV)/.installed-test
 	$(call run_pytest,integration_tests)
+
+# ChatDfeHub vs ChatOpenAI against the emulator; prints a table, writes nothing.
+bench: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.run
 
 lint: $(VENV)/.installed-lint
 	$(BIN)/ruff check .
