@@ -289,3 +289,19 @@ def test_a_conversation_round_trips_through_the_server(model: ChatDfeHub) -> Non
     history.append(HumanMessage("second question"))
     answer = model.invoke(history)
     assert answer.content == "second question"
+
+
+def test_proxy_settings_from_the_environment_are_honoured(
+    monkeypatch: pytest.MonkeyPatch, dfehub_emulator: DfeHubEmulator
+) -> None:
+    # The emulator doubles as the proxy: the model's own host does not exist.
+    proxy = dfehub_emulator.base_url.split("/api/")[0]
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    model = ChatDfeHub(base_url="http://dfehub.invalid/api/openai/v1", max_retries=0)
+    assert model.invoke("through the proxy").content == "through the proxy"
+    assert list(model.stream("streamed too"))
+    assert asyncio.run(model.ainvoke("async too")).content == "async too"
+    assert dfehub_emulator.requests[-1].headers["host"] == "dfehub.invalid"

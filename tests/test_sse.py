@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import types
 from collections.abc import Iterable
 from typing import Any
 
@@ -313,7 +312,7 @@ def test_twenty_thousand_events_in_8_kib_reads_all_come_out(monkeypatch):
         parsed += 1
         return json.loads(text)
 
-    monkeypatch.setattr(_sse, "json", types.SimpleNamespace(loads=counting_loads))
+    monkeypatch.setattr(_sse, "_parse_json", counting_loads)
     count = 20_000
     body = large_body(count)
     reads = [body[i : i + 8192] for i in range(0, len(body), 8192)]
