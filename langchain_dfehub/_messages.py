@@ -275,7 +275,9 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
             None,
         )
     choice = choices[0]
-    delta = choice.get("delta") or {}
+    # A whole `chat.completion` from a server that ignored `"stream": true`
+    # carries `message` instead of `delta`.
+    delta = choice.get("delta") or choice.get("message") or {}
     content = delta.get("content") or ""
     finish_reason = choice.get("finish_reason")
     raw_calls = delta.get("tool_calls")

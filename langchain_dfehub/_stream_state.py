@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_dfehub._errors import (
@@ -45,12 +45,14 @@ class Request:
     """Everything a transport needs to send one chat-completions request."""
 
     url: str
-    headers: Mapping[str, str]
-    body: bytes
+    # Not in the repr: it may carry the key, and a traceback that shows local
+    # variables would print it.
+    headers: Mapping[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
     stream: bool
     connect_timeout: float | None
     read_timeout: float | None
-    secret: str | None
+    secret: str | None = field(repr=False)
     policy: RetryPolicy
 
 
@@ -113,12 +115,28 @@ class ReplyStream:
             raise self.error
 
     def _accept(self, events: list[Any]) -> list[dict[str, Any]]:
+        # Runs once per streamed chunk: the checks of `choices[0]` are inline.
         chunks: list[dict[str, Any]] = []
         for event in events:
             if type(event) is Chunk:
                 data = event.data
-                self._observe(data)
                 chunks.append(data)
+                choices = data.get("choices")
+                if not choices:
+                    continue  # the usage chunk
+                choice = choices[0]
+                # `or message`: a server that ignored `"stream": true` sends
+                # one whole `chat.completion`; its text must not be lost.
+                delta = choice.get("delta") or choice.get("message")
+                if delta:
+                    content = delta.get("content")
+                    if content:
+                        self.answer_started = True
+                        self.received_chars += len(content)
+                    elif delta.get("tool_calls"):
+                        self.answer_started = True
+                if choice.get("finish_reason") is not None:
+                    self.finished = True
             elif isinstance(event, Done):
                 self.done = True
                 break
@@ -126,22 +144,6 @@ class ReplyStream:
                 self.error = self._fail(_error_for_event(event))
                 break
         return chunks
-
-    def _observe(self, data: dict[str, Any]) -> None:
-        choices = data.get("choices")
-        if not choices:
-            return
-        choice = choices[0]
-        delta = choice.get("delta")
-        if delta:
-            content = delta.get("content")
-            if content:
-                self.answer_started = True
-                self.received_chars += len(content)
-            elif delta.get("tool_calls"):
-                self.answer_started = True
-        if choice.get("finish_reason") is not None:
-            self.finished = True
 
     def fail(self, error: DfeHubError) -> DfeHubError:
         """Record how much of the answer the caller had when `error` struck."""

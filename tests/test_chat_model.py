@@ -14,7 +14,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from langchain_dfehub import ChatDfeHub
-from langchain_dfehub.testing import DfeHubEmulator
+from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
 
 SECRET = "sk-test-7f3a9c0e5b1d"
 
@@ -305,3 +305,32 @@ def test_proxy_settings_from_the_environment_are_honoured(
     assert list(model.stream("streamed too"))
     assert asyncio.run(model.ainvoke("async too")).content == "async too"
     assert dfehub_emulator.requests[-1].headers["host"] == "dfehub.invalid"
+
+
+def test_a_server_that_ignores_stream_true_still_delivers_its_answer(
+    model: ChatDfeHub, dfehub_emulator: DfeHubEmulator
+) -> None:
+    whole = {
+        "id": "chatcmpl-whole",
+        "object": "chat.completion",
+        "model": "gpt-3.5-turbo",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "all at once"},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    dfehub_emulator.add_faults(ErrorStatus(200, json.dumps(whole)))
+    chunks = list(model.stream("stream please"))
+    assert "".join(str(c.content) for c in chunks) == "all at once"
+
+
+def test_the_internal_request_repr_hides_the_key(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, api_key=SECRET)
+    request = model._request([HumanMessage("hi")], None, stream=False)
+    assert request.headers["Authorization"] == f"Bearer {SECRET}"
+    assert SECRET not in repr(request)
