@@ -227,7 +227,7 @@ def _mentions(text: str, tools: Sequence[ToolSpec]) -> list[_Mention]:
     A tool is named by call syntax `name(...)`, by its name as a word, or by
     a word of its name of at least four letters other than "tool" and
     "function" ("weather" names `get_weather`). Words inside another tool's
-    name do not count: `magic_function_no_args()` does not name `magic`.
+    name do not count: `send_email_draft()` does not name a tool `send_email`.
     """
     names: dict[str, list[int]] = {}
     spans: list[tuple[int, int]] = []
