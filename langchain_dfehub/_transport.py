@@ -61,6 +61,14 @@ class SyncTransport:
                     self._session = session
         return session
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Connections and locks belong to one process: a copy or an unpickled
+        # model opens its own.
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
     def close(self) -> None:
         """Close pooled connections; the transport reopens them if used again."""
         with self._lock:

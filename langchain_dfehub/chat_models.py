@@ -9,6 +9,7 @@ the decisions about a reply in `_stream_state`.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,14 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from langchain_dfehub._messages import (
     chunk_to_message,
@@ -65,6 +73,7 @@ _SAMPLING_FIELDS = (
     "max_tokens",
 )
 _USER_AGENT = f"langchain-dfehub/{__version__}"
+_ASYNC_SETUP = threading.Lock()
 
 
 class ChatDfeHub(BaseChatModel):
@@ -162,7 +171,7 @@ class ChatDfeHub(BaseChatModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra fields for the request body, sent as given (e.g. `seed`)."""
 
-    _sync_transport: SyncTransport | None = None
+    _sync_transport: SyncTransport = PrivateAttr(default_factory=SyncTransport)
     _async_transport: AsyncTransport | None = None
 
     @field_validator("base_url")
@@ -316,23 +325,24 @@ class ChatDfeHub(BaseChatModel):
 
     @property
     def _transport(self) -> SyncTransport:
-        if self._sync_transport is None:
-            self._sync_transport = SyncTransport()
         return self._sync_transport
 
     @property
     def _atransport(self) -> AsyncTransport:
-        if self._async_transport is None:
+        transport = self._async_transport
+        if transport is None:
             # Imported on first async use: httpx is not needed before.
             from langchain_dfehub._async_transport import AsyncTransport
 
-            self._async_transport = AsyncTransport()
-        return self._async_transport
+            with _ASYNC_SETUP:  # one transport, even if two threads race here
+                if self._async_transport is None:
+                    self._async_transport = AsyncTransport()
+                transport = self._async_transport
+        return transport
 
     def close(self) -> None:
         """Close pooled connections (they reopen if the model is used again)."""
-        if self._sync_transport is not None:
-            self._sync_transport.close()
+        self._sync_transport.close()
 
     async def aclose(self) -> None:
         """Close the current event loop's pooled async connections."""

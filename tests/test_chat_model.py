@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -334,3 +336,19 @@ def test_the_internal_request_repr_hides_the_key(
     request = model._request([HumanMessage("hi")], None, stream=False)
     assert request.headers["Authorization"] == f"Bearer {SECRET}"
     assert SECRET not in repr(request)
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [copy.copy, copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_a_copied_model_works_on_its_own_connections(
+    model: ChatDfeHub, duplicate: Any
+) -> None:
+    assert model.invoke("warm the pools").content == "warm the pools"
+    assert asyncio.run(model.ainvoke("async pool")).content == "async pool"
+    twin = duplicate(model)
+    assert twin.invoke("the copy answers").content == "the copy answers"
+    assert asyncio.run(twin.ainvoke("async copy")).content == "async copy"
+    assert model.invoke("the original too").content == "the original too"
