@@ -32,16 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Hello"}]}
 
 
-@pytest.fixture(scope="module")
-def shared() -> Iterator[DfeHubEmulator]:
-    with DfeHubEmulator() as running:
-        yield running
-
-
 @pytest.fixture
-def emulator(shared: DfeHubEmulator) -> DfeHubEmulator:
-    shared.reset()
-    return shared
+def emulator(dfehub_emulator_session: DfeHubEmulator) -> DfeHubEmulator:
+    dfehub_emulator_session.reset()
+    return dfehub_emulator_session
 
 
 def address(emulator: DfeHubEmulator) -> tuple[str, int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -31,16 +30,10 @@ CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": WORDS
 STREAM = {**CHAT, "stream": True}
 
 
-@pytest.fixture(scope="module")
-def shared() -> Iterator[DfeHubEmulator]:
-    with DfeHubEmulator() as running:
-        yield running
-
-
 @pytest.fixture
-def emulator(shared: DfeHubEmulator) -> DfeHubEmulator:
-    shared.reset()
-    return shared
+def emulator(dfehub_emulator_session: DfeHubEmulator) -> DfeHubEmulator:
+    dfehub_emulator_session.reset()
+    return dfehub_emulator_session
 
 
 def url(emulator: DfeHubEmulator) -> str:
