@@ -135,7 +135,8 @@ class ChatDfeHub(BaseChatModel):
     """Most tokens the answer may have; the server's default when unset."""
 
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
-    """Sequences at which the server stops the answer."""
+    """Sequences at which the server stops the answer (one string is a list
+    of one)."""
 
     timeout: float | tuple[float, float] | None = (10.0, 120.0)
     """Seconds to wait: one number for both, or a `(connect, read)` pair.
@@ -179,6 +180,11 @@ class ChatDfeHub(BaseChatModel):
     def _check_base_url(cls, value: str) -> str:
         chat_completions_url(value)  # raises a clear ValueError when unusable
         return value
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("timeout")
     @classmethod

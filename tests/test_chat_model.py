@@ -352,3 +352,11 @@ def test_a_copied_model_works_on_its_own_connections(
     assert twin.invoke("the copy answers").content == "the copy answers"
     assert asyncio.run(twin.ainvoke("async copy")).content == "async copy"
     assert model.invoke("the original too").content == "the original too"
+
+
+def test_stop_accepts_one_string_or_a_list(dfehub_emulator: DfeHubEmulator) -> None:
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, stop="three")
+    assert model.stop == ["three"]
+    assert model.invoke("one two three four").content == "one two "
+    assert last_body(dfehub_emulator)["stop"] == ["three"]
+    assert ChatDfeHub(stop_sequences=["x"]).stop == ["x"]
