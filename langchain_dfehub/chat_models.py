@@ -73,6 +73,7 @@ _SAMPLING_FIELDS = (
     "max_tokens",
 )
 _USER_AGENT = f"langchain-dfehub/{__version__}"
+_STREAM_ACCEPT = "text/event-stream, application/json"
 _ASYNC_SETUP = threading.Lock()
 
 
@@ -320,7 +321,10 @@ class ChatDfeHub(BaseChatModel):
     def _headers(self, stream: bool, secret: str | None) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
+            # Strict content negotiation (Django REST Framework and others)
+            # answers 406 to a request that accepts only `text/event-stream`;
+            # naming JSON too is accepted everywhere, as the openai SDK does.
+            "Accept": _STREAM_ACCEPT if stream else "application/json",
             "User-Agent": _USER_AGENT,
         }
         if secret:
