@@ -1,44 +1,62 @@
 """The asynchronous DfeHub transport, on `httpx.AsyncClient`.
 
 The twin of `_transport.SyncTransport`: the same `Request`, the same
-`ReplyStream` decisions, the same retry policy; only the I/O differs. Calls run
-truly concurrently on the event loop, with no thread per call.
+`ReplyStream` decisions, the same `Connection` settings, the same retry
+policy; only the I/O differs. Calls run truly concurrently on the event loop,
+with no thread per call.
 
 An `httpx.AsyncClient` belongs to the event loop it first ran on, and a model
 instance may be used from several loops (one `asyncio.run` after another, or
-one loop per test), so the transport keeps one pooled client per loop.
+one loop per test), so the transport keeps one pooled client per loop, and
+closes it when its loop shuts down: `asyncio.run` (and any runner that shuts
+down async generators) ends each loop by closing the async generators started
+on it, and each client is tied to such a generator. So
+`asyncio.run(model.ainvoke(...))` in a loop holds no sockets or loops from the
+runs before, without the caller closing anything.
 This module imports httpx; the package imports it only when async is used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from langchain_dfehub import _fork
+from langchain_dfehub._connection import Connection, cookie_jar
 from langchain_dfehub._errors import DfeHubError, error_from_status
 from langchain_dfehub._failures import Failure, network_error
 from langchain_dfehub._stream_state import (
     ERROR_BODY_LIMIT,
+    JsonReply,
     ReplyStream,
     Request,
-    read_json_reply,
 )
-from langchain_dfehub._urls import display_url
+from langchain_dfehub._urls import display_url, is_tls_failure
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+@dataclass
+class _LoopClient:
+    """A pooled client of one event loop, and the generator that closes it."""
+
+    client: httpx.AsyncClient
+    connection: Connection
+    closer: AsyncGenerator[None, None]
 
 
 class AsyncTransport:
     """Sends requests with one pooled `httpx.AsyncClient` per event loop."""
 
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, httpx.AsyncClient
-        ] = weakref.WeakKeyDictionary()
+        # Entries leave when their loop shuts down or closes (see `_client`):
+        # a weak map would not do, since each client refers to its loop.
+        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        _fork.track(self)
 
     def __getstate__(self) -> dict[str, Any]:
         # Clients belong to their event loops: a copy opens its own.
@@ -47,20 +65,70 @@ class AsyncTransport:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__()  # type: ignore[misc]
 
-    def _client(self) -> httpx.AsyncClient:
+    def forget_inherited(self) -> list[Any]:
+        """In a forked child: drop the parent's clients (see `_fork`)."""
+        inherited = list(self._clients.values())
+        self._clients = {}
+        return inherited
+
+    async def _client(self, connection: Connection) -> httpx.AsyncClient:
+        if connection.http_async_client is not None:
+            return connection.http_async_client  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            # trust_env keeps proxy and certificate settings from the environment.
-            client = httpx.AsyncClient(limits=_LIMITS, trust_env=True)
-            self._clients[loop] = client
+        entry = self._clients.get(loop)
+        if (
+            entry is not None
+            and entry.connection is connection
+            and not entry.client.is_closed
+        ):
+            return entry.client
+        self._forget_closed_loops()
+        client = httpx.AsyncClient(
+            limits=_LIMITS,
+            verify=connection.ssl_context(),
+            proxy=connection.proxy,
+            cookies=cookie_jar(),
+            follow_redirects=False,
+            trust_env=False,  # the environment is read once, into `connection`
+        )
+        closer = self._close_with_loop(loop, client)
+        # Its first step registers it with the running loop, which closes it
+        # (running the `finally` below) when the loop shuts down.
+        await closer.__anext__()
+        self._clients[loop] = _LoopClient(client, connection, closer)
+        if entry is not None:
+            await entry.closer.aclose()
         return client
+
+    async def _close_with_loop(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            entry = self._clients.get(loop)
+            if entry is not None and entry.client is client:
+                del self._clients[loop]
+            if not loop.is_closed():
+                await client.aclose()
+
+    def _forget_closed_loops(self) -> None:
+        """Drop clients of loops closed without shutting down their generators."""
+        for loop in [loop for loop in self._clients if loop.is_closed()]:
+            entry = self._clients.pop(loop)
+            # Run the closer's `finally` now, while nothing awaits (its loop
+            # is closed, so it awaits nothing); left to the garbage
+            # collector, it would ask the closed loop to run it.
+            try:
+                entry.closer.aclose().send(None)
+            except StopIteration:
+                pass
 
     async def aclose(self) -> None:
         """Close the current loop's pooled connections."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry.closer.aclose()
 
     async def complete(self, request: Request) -> dict[str, Any]:
         """Send a non-streaming request; return the `chat.completion` dict."""
@@ -72,16 +140,18 @@ class AsyncTransport:
         return reply
 
     async def _complete_once(self, request: Request) -> dict[str, Any]:
+        reply = JsonReply(request)
         try:
             response = await self._send(request)
             try:
                 await _raise_for_status(response, request)
-                body = await response.aread()
+                async for data in response.aiter_bytes():
+                    reply.feed(data)
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
             raise _network_error(exc, request) from None
-        return read_json_reply(body)
+        return reply.result()
 
     async def stream(self, request: Request) -> AsyncIterator[dict[str, Any]]:
         """Send a streaming request; yield its chunk dicts as they arrive."""
@@ -112,7 +182,7 @@ class AsyncTransport:
         self, request: Request
     ) -> tuple[httpx.Response, AsyncIterator[bytes], ReplyStream, list[Any]]:
         """Send the request and read until the answer starts or ends."""
-        reply = ReplyStream()
+        reply = ReplyStream(request)
         response = None
         try:
             response = await self._send(request)
@@ -138,7 +208,7 @@ class AsyncTransport:
             raise
 
     async def _send(self, request: Request) -> httpx.Response:
-        client = self._client()
+        client = await self._client(request.connection)
         timeout = httpx.Timeout(
             connect=request.connect_timeout,
             read=request.read_timeout,
@@ -152,7 +222,8 @@ class AsyncTransport:
             headers=request.headers,
             timeout=timeout,
         )
-        return await client.send(built, stream=True)
+        # Never re-send a POST elsewhere: a 3xx is reported (see `_errors`).
+        return await client.send(built, stream=True, follow_redirects=False)
 
 
 async def _raise_for_status(response: httpx.Response, request: Request) -> None:
@@ -175,7 +246,9 @@ async def _raise_for_status(response: httpx.Response, request: Request) -> None:
 
 def _network_error(exc: httpx.HTTPError, request: Request) -> DfeHubError:
     """Classify an httpx failure; `_failures` words the error."""
-    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+    if is_tls_failure(exc):
+        kind = Failure.TLS
+    elif isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
         kind = Failure.CONNECT_TIMEOUT
     elif isinstance(exc, httpx.TimeoutException):
         kind = Failure.READ_TIMEOUT

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urljoin
 
 from langchain_dfehub._throttle import wait_from_detail, wait_from_retry_after
 from langchain_dfehub._urls import display_url
@@ -154,7 +155,7 @@ def _excerpt(text: str, secret: str | None = None) -> str:
     The key is blanked before the text is cut, so a cut cannot leave part of
     it behind.
     """
-    text = _scrub(_SPACE.sub(" ", text).strip(), secret)
+    text = scrub(_SPACE.sub(" ", text).strip(), secret)
     if len(text) > _EXCERPT_CHARS:
         text = text[: _EXCERPT_CHARS - 1] + "…"
     return text
@@ -180,7 +181,7 @@ def server_message(body: bytes, *, secret: str | None = None) -> tuple[str, Any]
         parsed: Any = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         # Blanked before the scan limit too, which could otherwise cut the key.
-        return _excerpt(_page_text(_scrub(text, secret)), secret), None
+        return _excerpt(_page_text(scrub(text, secret)), secret), None
     if isinstance(parsed, dict):
         for key in ("detail", "error", "message"):
             value = parsed.get(key)
@@ -193,11 +194,26 @@ def server_message(body: bytes, *, secret: str | None = None) -> tuple[str, Any]
     return _excerpt(text, secret), parsed
 
 
-def _scrub(text: str, secret: str | None) -> str:
-    """Blank out the key, should a server echo it in an error message."""
+def scrub(text: str, secret: str | None) -> str:
+    """Blank out the key, should a server echo it in a message.
+
+    Only the key as a whole token is blanked: not where its text is part of
+    a longer word or number. A placeholder key such as `"x"` or `"1"`, as
+    local servers are used with, must not turn "exceeds" into "e***ceeds" or
+    mangle an address.
+    """
     if secret and secret in text:
-        text = text.replace(secret, "***")
+        text = _token_pattern(secret).sub("***", text)
     return text
+
+
+def _token_pattern(secret: str) -> re.Pattern[str]:
+    # A token is bounded by characters that cannot continue it. A dot joins
+    # tokens ("127.0.0.1", "3.5") when a token character is on its other
+    # side, and ends one otherwise ("... key sk-abc." ends a sentence).
+    return re.compile(
+        rf"(?<![\w-])(?<![\w-]\.){re.escape(secret)}(?![\w-])(?!\.[\w-])"
+    )
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -213,6 +229,8 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 _ADVICE = {
     400: "The server rejected the request; check the messages and parameters.",
+    408: "The server timed out waiting for the request; ChatDfeHub retries it"
+    " up to max_retries times.",
     401: "Check the API key (DFEHUB_API_KEY or api_key=).",
     403: "The key is not allowed to use this model or endpoint.",
     404: "Check base_url (DFEHUB_BASE_URL) and the model name.",
@@ -268,7 +286,7 @@ def error_from_status(
         if isinstance(detail, str):
             # The DfeHub convention: the wait ends the `detail` text.
             return rate_limit_error(
-                _scrub(detail, secret),
+                scrub(detail, secret),
                 status_code=status,
                 retry_after_header=retry_after_header,
             )
@@ -278,6 +296,8 @@ def error_from_status(
         if retry_after_header is not None:
             wait = wait_from_retry_after(retry_after_header)
         return _throttled(said or "(empty body)", wait, status)
+    if 300 <= status < 400:
+        return _redirect_error(status, headers, url)
     advice = _ADVICE.get(status)
     if advice is None:
         advice = (
@@ -290,11 +310,13 @@ def error_from_status(
         f"DfeHub returned HTTP {status} for {display_url(url)}:"
         f" {said or '(empty body)'}. {advice}"
     )
-    message = _scrub(message, secret)
+    message = scrub(message, secret)
     cls: type[DfeHubAPIError] = DfeHubAPIError
     if status in (401, 403):
         cls = DfeHubAuthenticationError
-    elif status >= 500:
+    elif status >= 500 or status == 408:
+        # 408: the server gave up waiting for the request, which it never
+        # processed; as safe to send again as a 5xx.
         cls = DfeHubServerError
     # A 503 may say when to come back; the retry policy honours it like a
     # throttle wait.
@@ -304,3 +326,24 @@ def error_from_status(
     return cls(
         message, status_code=status, server_message=said, retry_after=retry_after
     )
+
+
+def _redirect_error(status: int, headers: Mapping[str, str], url: str) -> DfeHubAPIError:
+    """A redirect, which ChatDfeHub does not follow: it says where to point.
+
+    Following it would re-send the request, with its key, to wherever the
+    server says (another host, or a GET without the body); a moved API is
+    better fixed once in base_url. The target is shown without credentials
+    or query.
+    """
+    location = _header(headers, "location")
+    where = (
+        f" to {display_url(urljoin(url, location))}" if location else " (no Location)"
+    )
+    message = (
+        f"{display_url(url)} answered HTTP {status}, a redirect{where}."
+        " ChatDfeHub does not follow redirects, so that the request and its"
+        " credentials go nowhere but base_url; if the API has moved, set"
+        " base_url (or DFEHUB_BASE_URL) to its new address."
+    )
+    return DfeHubAPIError(message, status_code=status)

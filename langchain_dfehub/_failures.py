@@ -25,6 +25,7 @@ class Failure(Enum):
     READ_TIMEOUT = "read timeout"
     CUT = "connection cut mid-reply"
     INVALID_URL = "invalid URL"
+    TLS = "TLS failure"
     UNREACHABLE = "unreachable"
 
 
@@ -51,6 +52,17 @@ def network_error(kind: Failure, exc: BaseException, request: Request) -> DfeHub
             f"The connection to {where} was cut before the reply was complete"
             f" ({reason}). Retry the request."
         )
+    if kind is Failure.TLS:
+        # Not retried: a certificate does not fix itself between attempts.
+        error = DfeHubConnectionError(
+            f"The TLS connection to {where} failed: {reason}. This is a"
+            " certificate problem, not a network one. If the server uses a"
+            " private or self-signed certificate, set verify= to its CA bundle"
+            " (or SSL_CERT_FILE / REQUESTS_CA_BUNDLE); verify=False turns the"
+            " check off, which is unsafe outside tests."
+        )
+        error.retryable = False
+        return error
     if kind is Failure.INVALID_URL:
         error = DfeHubConnectionError(
             f"base_url gives an invalid URL ({where}). Set base_url (or"

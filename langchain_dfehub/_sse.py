@@ -20,6 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 _DONE_PAYLOAD = "[DONE]"
+_BOM = b"\xef\xbb\xbf"
+# The most one line, or one event's data, may hold. A chunk carries a few
+# tokens, and even a whole answer sent as one line by a server that ignored
+# `"stream": true` is a few MiB at most; 16 MiB leaves room for huge tool-call
+# arguments while bounding what a broken or hostile server can make us hold.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_EXCERPT_BYTES = 120
 # Fields of the SSE format we recognise but have no use for.
 _IGNORED_FIELDS = frozenset({"event", "id", "retry"})
 
@@ -104,20 +111,42 @@ class SSEDecoder:
     including inside a multi-byte character or between CR and LF.
     """
 
-    __slots__ = ("_data", "_partial", "_pending_cr")
+    __slots__ = (
+        "_at_start",
+        "_data",
+        "_failed",
+        "_max_line",
+        "_partial",
+        "_partial_size",
+        "_pending_cr",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
         # The bytes of a line not yet ended, kept as pieces and joined only
         # once a line end arrives, so one long line fed in many small reads
         # costs linear, not quadratic, time.
         self._partial: list[bytes] = []
+        self._partial_size = 0
         self._data: list[str] = []
         self._pending_cr = False
+        self._max_line = max_line
+        # The stream may open with a UTF-8 byte-order mark, which SSE ignores;
+        # until the first bytes are seen, it may be part of what is buffered.
+        self._at_start = True
+        self._failed = False
 
     def feed(self, received: bytes) -> list[Event]:
-        """Decode `received`; return the events completed by it, in order."""
-        if not received:
+        """Decode `received`; return the events completed by it, in order.
+
+        A line or event longer than the limit ends the stream with one
+        `Malformed` event; nothing after it is decoded.
+        """
+        if not received or self._failed:
             return []
+        if self._at_start:
+            received = self._skip_bom(received)
+            if not received:
+                return []
         if self._pending_cr:
             self._pending_cr = False
             if received[:1] == b"\n":
@@ -127,10 +156,14 @@ class SSEDecoder:
         if partial:
             if b"\n" not in received and b"\r" not in received:
                 partial.append(received)
+                self._partial_size += len(received)
+                if self._partial_size > self._max_line:
+                    return self._too_long(partial[0])
                 return []
             partial.append(received)
             buffer = b"".join(partial)
             partial.clear()
+            self._partial_size = 0
         else:
             buffer = received
         if b"\r" in buffer:
@@ -145,6 +178,11 @@ class SSEDecoder:
             tail = texts.pop()
             if tail:
                 partial.append(tail)
+        self._partial_size = len(partial[0]) if partial else 0
+        if len(buffer) > self._max_line:
+            too_long = [text for text in (*texts, *partial) if len(text) > self._max_line]
+            if too_long:
+                return self._too_long(too_long[0])
         events: list[Event] = []
         data = self._data
         for text in texts:
@@ -159,11 +197,39 @@ class SSEDecoder:
             else:
                 self._line(text, events)
                 data = self._data
+        if len(data) > 1 and sum(map(len, data)) > self._max_line:
+            # Many `data:` lines of one event, never ended by a blank line.
+            return events + self._too_long(data[0].encode())
         return events
+
+    def _skip_bom(self, received: bytes) -> bytes:
+        head = b"".join(self._partial) + received if self._partial else received
+        if len(head) < len(_BOM) and _BOM.startswith(head):
+            self._partial = [head]  # perhaps a mark split across reads
+            return b""
+        self._partial = []
+        self._at_start = False
+        return head[len(_BOM) :] if head.startswith(_BOM) else head
+
+    def _too_long(self, start: bytes) -> list[Event]:
+        self._failed = True
+        self._partial = []
+        self._data = []
+        excerpt = start[:_EXCERPT_BYTES].decode("utf-8", errors="replace")
+        limit = self._max_line / (1024 * 1024)
+        return [
+            Malformed(
+                excerpt,
+                f"it is longer than {limit:g} MiB, the most one line or event"
+                " may hold",
+            )
+        ]
 
     def close(self) -> list[Event]:
         """Flush what a clean end of the stream leaves: a last unended event."""
         events: list[Event] = []
+        if self._failed or self._at_start:
+            self._partial = []  # nothing, or a lone byte-order mark
         if self._partial:
             self._line(b"".join(self._partial), events)
             self._partial = []

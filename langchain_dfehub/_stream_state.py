@@ -12,18 +12,23 @@ bytes; every decision about them is made here, once.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_dfehub._connection import Connection
 from langchain_dfehub._errors import (
     DfeHubAPIError,
     DfeHubConnectionError,
     DfeHubError,
     DfeHubProtocolError,
     DfeHubServerError,
+    DfeHubTimeoutError,
     rate_limit_error,
+    scrub,
 )
+from langchain_dfehub._reply_shape import chunk_problem, completion_problem
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._sse import (
     Chunk,
@@ -34,9 +39,15 @@ from langchain_dfehub._sse import (
     Throttle,
     classify_object,
 )
+from langchain_dfehub._urls import display_url
 
 # The longest error body we read: enough for any message, bounded for HTML.
 ERROR_BODY_LIMIT = 64 * 1024
+# The longest non-streamed body we accept. A whole answer of 100k tokens,
+# with log-probabilities, is some tens of MiB at most; past 64 MiB the reply
+# is broken or hostile, and holding it (several times over, once parsed)
+# would risk the process.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 _LINE_EXCERPT = 120
 
 
@@ -54,6 +65,22 @@ class Request:
     read_timeout: float | None
     secret: str | None = field(repr=False)
     policy: RetryPolicy
+    connection: Connection = field(default_factory=Connection, repr=False)
+    # Seconds the whole call may take, counted from `started` (monotonic).
+    deadline: float | None = None
+    started: float = field(default_factory=time.monotonic, repr=False)
+
+    def past_deadline(self) -> DfeHubTimeoutError | None:
+        """The error to raise if the call has run past its deadline, else None."""
+        if self.deadline is None or time.monotonic() - self.started <= self.deadline:
+            return None
+        return DfeHubTimeoutError(
+            f"The call to {display_url(self.url)} ran past its deadline of"
+            f" {self.deadline:g} s, with the server still sending. Raise"
+            " deadline= (None for no deadline) if answers this long are"
+            " expected; otherwise the server is too slow.",
+            phase="deadline",
+        )
 
 
 class ReplyStream:
@@ -67,6 +94,7 @@ class ReplyStream:
 
     __slots__ = (
         "_decoder",
+        "_request",
         "answer_started",
         "done",
         "error",
@@ -74,8 +102,10 @@ class ReplyStream:
         "received_chars",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, request: Request | None = None) -> None:
         self._decoder = SSEDecoder()
+        # For the deadline, and the key to blank out of errors.
+        self._request = request
         self.answer_started = False
         self.finished = False
         self.done = False
@@ -91,6 +121,11 @@ class ReplyStream:
         """Decode received bytes into the chunk dicts they complete."""
         if self.done or self.error is not None:
             return []  # nothing after `[DONE]` or an error is part of the answer
+        if self._request is not None and self._request.deadline is not None:
+            late = self._request.past_deadline()
+            if late is not None:
+                self.error = self._fail(late)
+                return []
         return self._accept(self._decoder.feed(data))
 
     def close(self) -> list[dict[str, Any]]:
@@ -120,6 +155,10 @@ class ReplyStream:
         for event in events:
             if type(event) is Chunk:
                 data = event.data
+                problem = chunk_problem(data)
+                if problem is not None:
+                    self.error = self._fail(_shape_error(problem, self._secret))
+                    break
                 chunks.append(data)
                 choices = data.get("choices")
                 if not choices:
@@ -141,9 +180,13 @@ class ReplyStream:
                 self.done = True
                 break
             else:
-                self.error = self._fail(_error_for_event(event))
+                self.error = self._fail(_error_for_event(event, self._secret))
                 break
         return chunks
+
+    @property
+    def _secret(self) -> str | None:
+        return self._request.secret if self._request is not None else None
 
     def fail(self, error: DfeHubError) -> DfeHubError:
         """Record how much of the answer the caller had when `error` struck."""
@@ -157,12 +200,19 @@ class ReplyStream:
         return error
 
 
-def _error_for_event(event: Throttle | ServerError | Malformed) -> DfeHubError:
+def _error_for_event(
+    event: Throttle | ServerError | Malformed, secret: str | None
+) -> DfeHubError:
+    """The typed error an event calls for, with any echoed key blanked out.
+
+    The key is blanked from the server's text before it is cut to an
+    excerpt, so a cut cannot leave part of it behind.
+    """
     if isinstance(event, Throttle):
-        return rate_limit_error(event.detail, status_code=None)
+        return rate_limit_error(scrub(event.detail, secret), status_code=None)
     if isinstance(event, ServerError):
-        return _in_band_error(event)
-    line = event.line
+        return _in_band_error(event, secret)
+    line = scrub(event.line[: _LINE_EXCERPT * 4], secret)
     if len(line) > _LINE_EXCERPT:
         line = line[:_LINE_EXCERPT] + "…"
     return DfeHubProtocolError(
@@ -172,44 +222,84 @@ def _error_for_event(event: Throttle | ServerError | Malformed) -> DfeHubError:
     )
 
 
-def _in_band_error(event: ServerError) -> DfeHubError:
+def _in_band_error(event: ServerError, secret: str | None) -> DfeHubError:
     error = event.data.get("error")
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) else None
+    said = scrub(event.message, secret)
     message = (
-        f"The server reported an error inside the reply: {event.message!r}."
+        f"The server reported an error inside the reply: {said!r}."
         " The request was not completed; check the server's logs or retry later."
     )
     if status is not None and status >= 500:
-        return DfeHubServerError(
-            message, status_code=status, server_message=event.message
-        )
-    return DfeHubAPIError(message, status_code=status, server_message=event.message)
+        return DfeHubServerError(message, status_code=status, server_message=said)
+    return DfeHubAPIError(message, status_code=status, server_message=said)
 
 
-def read_json_reply(body: bytes) -> dict[str, Any]:
+def _shape_error(problem: str, secret: str | None) -> DfeHubProtocolError:
+    return DfeHubProtocolError(
+        f"The server's reply does not follow the chat-completions format:"
+        f" {scrub(problem, secret)}. Check that base_url points to an"
+        " OpenAI-compatible /chat/completions endpoint."
+    )
+
+
+class JsonReply:
+    """Collects a non-streamed body, within the size and time limits."""
+
+    __slots__ = ("_parts", "_request", "_size")
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        """Keep received bytes; raise once the body or the call is too long."""
+        self._size += len(data)
+        if self._size > MAX_BODY_BYTES:
+            self._parts = []
+            msg = (
+                f"The server's reply is larger than {MAX_BODY_BYTES // 2**20} MiB,"
+                " the most ChatDfeHub accepts for one answer; it was abandoned."
+                " Check that base_url points to a chat-completions API, or ask"
+                " for a shorter answer (max_tokens)."
+            )
+            raise DfeHubProtocolError(msg)
+        late = self._request.past_deadline()
+        if late is not None:
+            raise late
+        self._parts.append(data)
+
+    def result(self) -> dict[str, Any]:
+        """The parsed `chat.completion`; raises the typed error it calls for."""
+        return read_json_reply(b"".join(self._parts), secret=self._request.secret)
+
+
+def read_json_reply(body: bytes, *, secret: str | None = None) -> dict[str, Any]:
     """Parse a non-streaming 2xx body into a `chat.completion` dict.
 
     A `{"detail": ...}` or `{"error": ...}` object with a 2xx status is the
-    service's throttle or error in disguise, and raises as such.
+    service's throttle or error in disguise, and raises as such; a reply of
+    the wrong shape is a `DfeHubProtocolError` naming the field at fault.
     """
-    text = body.decode("utf-8", errors="replace")
+    text = body.decode("utf-8-sig", errors="replace")  # a BOM is not an error
     try:
         data = json.loads(text)
-    except ValueError:
-        raise _not_json(text) from None
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise _not_json(text, secret) from None
     event = classify_object(data, text)
     if type(event) is Chunk:
-        choices = event.data.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        problem = completion_problem(event.data)
+        if problem is None:
             return event.data
-        event = Malformed(text, "its 'choices' list is empty or not a list of objects")
+        raise _shape_error(problem, secret)
     assert not isinstance(event, (Chunk, Done))
-    raise _error_for_event(event)
+    raise _error_for_event(event, secret)
 
 
-def _not_json(text: str) -> DfeHubProtocolError:
-    excerpt = text.strip()[:_LINE_EXCERPT]
+def _not_json(text: str, secret: str | None) -> DfeHubProtocolError:
+    excerpt = scrub(text.strip()[: _LINE_EXCERPT * 4], secret)[:_LINE_EXCERPT]
     return DfeHubProtocolError(
         f"The server's reply is not JSON: {excerpt!r}. Check that base_url points"
         " to an OpenAI-compatible chat-completions API."

@@ -1,17 +1,18 @@
 """The synchronous DfeHub transport, on `requests`.
 
 It only moves bytes: it sends a `Request`, hands what arrives to
-`ReplyStream` / `read_json_reply`, and maps `requests`' exceptions to our typed
+`ReplyStream` / `JsonReply`, and maps `requests`' exceptions to our typed
 errors. Retries wrap the part of a call that may safely be repeated: sending
 the request and reading up to the first piece of the answer. Once the caller
 has text, a failure is raised instead, with the count of characters received.
 
-One `requests.Session` per model instance pools connections across calls.
+One `requests.Session` per model instance pools connections across calls; TLS,
+proxy and client settings come from the request's `Connection`, shared with
+the async transport. Redirects are never followed and cookies never kept.
 """
 
 from __future__ import annotations
 
-import http.cookiejar
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -19,13 +20,15 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from langchain_dfehub import _fork
+from langchain_dfehub._connection import Connection, NoCookies
 from langchain_dfehub._errors import DfeHubError, error_from_status
 from langchain_dfehub._failures import Failure, network_error
 from langchain_dfehub._stream_state import (
     ERROR_BODY_LIMIT,
+    JsonReply,
     ReplyStream,
     Request,
-    read_json_reply,
 )
 from langchain_dfehub._urls import display_url
 
@@ -39,27 +42,33 @@ class SyncTransport:
 
     def __init__(self) -> None:
         self._session: requests.Session | None = None
+        self._session_for: Connection | None = None
         self._lock = threading.Lock()
-        self._environment: dict[str, dict[str, Any]] = {}
+        _fork.track(self)
 
-    @property
-    def session(self) -> requests.Session:
-        """The pooled session, created on first use."""
+    def session(self, connection: Connection) -> requests.Session:
+        """The session for `connection`: the user's own, or ours, pooled."""
+        if connection.http_client is not None:
+            return connection.http_client  # type: ignore[no-any-return]
         session = self._session
-        if session is None:
+        if session is None or self._session_for is not connection:
             with self._lock:
                 session = self._session
-                if session is None:
-                    session = requests.Session()
-                    adapter = HTTPAdapter(pool_maxsize=_POOL_SIZE)
-                    session.mount("http://", adapter)
-                    session.mount("https://", adapter)
-                    # Cookies set by a server are not wanted between
-                    # independent calls.
-                    session.cookies.set_policy(_NoCookies())
-                    session.trust_env = False  # read once per URL instead
+                if session is None or self._session_for is not connection:
+                    if session is not None:
+                        session.close()  # settings changed: a model copy's
+                    session = _new_session()
                     self._session = session
+                    self._session_for = connection
         return session
+
+    def forget_inherited(self) -> list[Any]:
+        """In a forked child: drop the parent's session and lock (see `_fork`)."""
+        inherited = [self._session]
+        self._session = None
+        self._session_for = None
+        self._lock = threading.Lock()
+        return inherited
 
     def __getstate__(self) -> dict[str, Any]:
         # Connections and locks belong to one process: a copy or an unpickled
@@ -75,6 +84,7 @@ class SyncTransport:
             if self._session is not None:
                 self._session.close()
                 self._session = None
+                self._session_for = None
 
     def complete(self, request: Request) -> dict[str, Any]:
         """Send a non-streaming request; return the `chat.completion` dict."""
@@ -86,13 +96,15 @@ class SyncTransport:
         return reply
 
     def _complete_once(self, request: Request) -> dict[str, Any]:
+        reply = JsonReply(request)
         try:
             with self._post(request) as response:
                 _raise_for_status(response, request)
-                body = response.content
+                for data in response.iter_content(chunk_size=None):
+                    reply.feed(data)
         except requests.RequestException as exc:
             raise _network_error(exc, request) from None
-        return read_json_reply(body)
+        return reply.result()
 
     def stream(self, request: Request) -> Iterator[dict[str, Any]]:
         """Send a streaming request; yield its chunk dicts as they arrive."""
@@ -120,7 +132,7 @@ class SyncTransport:
         self, request: Request
     ) -> tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]:
         """Send the request and read until the answer starts or ends."""
-        reply = ReplyStream()
+        reply = ReplyStream(request)
         response = None
         try:
             response = self._post(request)
@@ -146,57 +158,34 @@ class SyncTransport:
             raise
 
     def _post(self, request: Request) -> requests.Response:
-        session = self.session
+        connection = request.connection
+        session = self.session(connection)
+        # A user's own session keeps its own TLS and proxy settings.
+        settings = (
+            connection.requests_settings() if connection.http_client is None else {}
+        )
         return session.post(
             request.url,
             data=request.body,
             headers=request.headers,
             stream=True,
             timeout=(request.connect_timeout, request.read_timeout),
-            **self._settings_from_environment(session, request),
+            # Never re-send a POST elsewhere: a 3xx is reported (see `_errors`).
+            allow_redirects=False,
+            **settings,
         )
 
-    def _settings_from_environment(
-        self, session: requests.Session, request: Request
-    ) -> dict[str, Any]:
-        """Proxies, certificates and netrc credentials from the environment.
 
-        `requests` reads them on every call, scanning the whole process
-        environment twice; that was a third of a small call's time. Here they
-        are read on the first call to a URL and kept, so proxy and CA-bundle
-        variables set later in the process do not apply to that URL.
-        """
-        settings = self._environment.get(request.url)
-        if settings is None:
-            with self._lock:
-                session.trust_env = True
-                try:
-                    found = session.merge_environment_settings(
-                        request.url, {}, None, None, None
-                    )
-                    auth = requests.utils.get_netrc_auth(request.url)
-                finally:
-                    session.trust_env = False
-            settings = {
-                "proxies": found["proxies"],
-                "verify": found["verify"],
-                "cert": found["cert"],
-            }
-            if auth is not None:
-                settings["auth"] = auth
-            self._environment[request.url] = settings
-        if "auth" in settings and "Authorization" in request.headers:
-            # A key given to the model wins over netrc credentials.
-            return {key: settings[key] for key in ("proxies", "verify", "cert")}
-        return settings
-
-
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """Refuse all cookies: each call stands alone."""
-
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        """Reject every cookie a server sets."""
-        return False
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=_POOL_SIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.cookies.set_policy(NoCookies())
+    # The environment was read once, into the `Connection`; requests must not
+    # read it again (proxies, CA bundle, netrc credentials) on every call.
+    session.trust_env = False
+    return session
 
 
 def _raise_for_status(response: requests.Response, request: Request) -> None:
@@ -215,7 +204,9 @@ def _raise_for_status(response: requests.Response, request: Request) -> None:
 
 def _network_error(exc: requests.RequestException, request: Request) -> DfeHubError:
     """Classify a `requests` failure; `_failures` words the error."""
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, requests.exceptions.SSLError):
+        kind = Failure.TLS
+    elif isinstance(exc, requests.ConnectTimeout):
         kind = Failure.CONNECT_TIMEOUT
     elif isinstance(exc, requests.ReadTimeout) or _is_read_timeout(exc):
         kind = Failure.READ_TIMEOUT

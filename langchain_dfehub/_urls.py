@@ -10,6 +10,8 @@ instead of printing its whole chain.
 from __future__ import annotations
 
 import os
+import ssl
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 _CHAT_PATH = "/chat/completions"
@@ -54,21 +56,42 @@ def display_url(url: str) -> str:
 
 def network_reason(exc: BaseException) -> str:
     """The innermost operating-system reason for a network failure."""
+    best: str | None = None
+    for current in _linked(exc):
+        if isinstance(current, ssl.SSLError):
+            # Its errno is the library's code, not the system's: the errno's
+            # words ("Operation not permitted") would mislead.
+            return tls_reason(current)
+        if isinstance(current, OSError) and (current.errno or current.strerror):
+            # The errno's own words: asyncio puts the address in strerror.
+            best = os.strerror(current.errno) if current.errno else current.strerror
+    return best or type(exc).__name__
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    """Whether a library's network failure is, at heart, a TLS failure."""
+    return any(isinstance(current, ssl.SSLError) for current in _linked(exc))
+
+
+def tls_reason(exc: ssl.SSLError) -> str:
+    """The words of a TLS failure: why a certificate was refused, if it was."""
+    said = getattr(exc, "verify_message", None) or exc.reason or exc.strerror
+    return str(said or type(exc).__name__)
+
+
+def _linked(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every exception it wraps, whatever the library's way to wrap."""
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
-    best: str | None = None
     while pending:
         current = pending.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, OSError) and (current.errno or current.strerror):
-            # The errno's own words: asyncio puts the address in strerror.
-            best = os.strerror(current.errno) if current.errno else current.strerror
+        yield current
         for linked in (current.__cause__, current.__context__, *current.args):
             if isinstance(linked, BaseException):
                 pending.append(linked)
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             pending.append(reason)
-    return best or type(exc).__name__

@@ -9,6 +9,7 @@ the decisions about a reply in `_stream_state`.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from operator import itemgetter
@@ -40,12 +41,21 @@ from pydantic import (
     model_validator,
 )
 
+from langchain_dfehub._connection import CertFiles, Connection, build_connection
 from langchain_dfehub._messages import (
     chunk_to_message,
     messages_to_dicts,
     response_to_message,
 )
 from langchain_dfehub._retry import RetryPolicy
+from langchain_dfehub._settings import (
+    basic_authorization,
+    check_client,
+    check_headers,
+    check_key,
+    check_timeout,
+    split_credentials,
+)
 from langchain_dfehub._stream_state import Request
 from langchain_dfehub._tools import (
     StructuredMethod,
@@ -75,6 +85,9 @@ _SAMPLING_FIELDS = (
 _USER_AGENT = f"langchain-dfehub/{__version__}"
 _STREAM_ACCEPT = "text/event-stream, application/json"
 _ASYNC_SETUP = threading.Lock()
+_CONNECTION_SETUP = threading.Lock()
+# Marks a pickled model whose credentials were left out (see `__getstate__`).
+_CREDENTIALS_LEFT_OUT = "__dfehub_credentials_left_out__"
 
 
 class ChatDfeHub(BaseChatModel):
@@ -111,7 +124,10 @@ class ChatDfeHub(BaseChatModel):
     )
     """Base URL of the API; requests go to `{base_url}/chat/completions`.
 
-    Read from `DFEHUB_BASE_URL` when not given."""
+    Read from `DFEHUB_BASE_URL` when not given. Credentials in it
+    (`https://user:password@host/...`) are taken out of the URL when the model
+    is built and sent as HTTP Basic authorization, unless `api_key` is set,
+    which wins."""
 
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env("DFEHUB_API_KEY", default=None)
@@ -120,16 +136,16 @@ class ChatDfeHub(BaseChatModel):
 
     Read from `DFEHUB_API_KEY` when not given."""
 
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, allow_inf_nan=False)
     """Sampling temperature; the server's default when unset."""
 
-    top_p: float | None = None
+    top_p: float | None = Field(default=None, allow_inf_nan=False)
     """Nucleus-sampling probability mass; the server's default when unset."""
 
-    presence_penalty: float | None = None
+    presence_penalty: float | None = Field(default=None, allow_inf_nan=False)
     """Penalty for tokens already present in the text so far."""
 
-    frequency_penalty: float | None = None
+    frequency_penalty: float | None = Field(default=None, allow_inf_nan=False)
     """Penalty for tokens in proportion to how often they appeared so far."""
 
     max_tokens: int | None = None
@@ -152,7 +168,7 @@ class ChatDfeHub(BaseChatModel):
 
     So at most `max_retries + 1` requests per call."""
 
-    max_retry_wait: float = Field(default=60.0, ge=0)
+    max_retry_wait: float = Field(default=60.0, ge=0, allow_inf_nan=False)
     """Longest wait, in seconds, that the server may ask for before a retry.
 
     A longer wait is not slept through: `DfeHubRateLimitError` is raised at
@@ -167,6 +183,35 @@ class ChatDfeHub(BaseChatModel):
 
     Turn off for an old server that rejects `stream_options`."""
 
+    deadline: float | None = Field(default=600.0, gt=0, allow_inf_nan=False)
+    """Most seconds one call may take, retries included; `None` for no limit.
+
+    Checked as data arrives, so a server that trickles its reply (each wait
+    shorter than the read timeout) still ends with `DfeHubTimeoutError`
+    (`phase="deadline"`), never retried."""
+
+    verify: bool | str = True
+    """Check the server's TLS certificate: `True` (against `SSL_CERT_FILE`,
+    `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` when set, else certifi's
+    bundle), the path of a CA bundle file or directory, or `False` (unsafe)."""
+
+    cert: CertFiles | None = None
+    """A client certificate: a PEM file with certificate and key, or a
+    `(certificate, key)` pair of files."""
+
+    proxy: str | None = None
+    """Proxy URL for every request. When unset, `HTTPS_PROXY` / `HTTP_PROXY` /
+    `ALL_PROXY` and `NO_PROXY` decide; `""` connects directly regardless."""
+
+    http_client: Any = Field(default=None, exclude=True, repr=False)
+    """Your own `requests.Session` for the sync path, used as it is (its TLS,
+    proxy and adapters; `verify`, `cert` and `proxy` are then not applied).
+    You close it."""
+
+    http_async_client: Any = Field(default=None, exclude=True, repr=False)
+    """Your own `httpx.AsyncClient` for the async path, used as it is, on the
+    event loop it belongs to. You close it."""
+
     default_headers: dict[str, str] | None = None
     """Extra HTTP headers sent with every request."""
 
@@ -175,6 +220,11 @@ class ChatDfeHub(BaseChatModel):
 
     _sync_transport: SyncTransport = PrivateAttr(default_factory=SyncTransport)
     _async_transport: AsyncTransport | None = None
+    # `user:password` taken out of base_url; sent, never shown or pickled.
+    _url_credentials: SecretStr | None = PrivateAttr(default=None)
+    _connection: tuple[tuple[Any, ...], Connection] | None = PrivateAttr(
+        default=None
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -192,11 +242,77 @@ class ChatDfeHub(BaseChatModel):
     def _check_timeout(
         cls, value: float | tuple[float, float] | None
     ) -> float | tuple[float, float] | None:
-        values = value if isinstance(value, tuple) else (value,)
-        if any(v is not None and v <= 0 for v in values):
-            msg = "timeout must be positive seconds, a (connect, read) pair, or None."
-            raise ValueError(msg)
+        check_timeout(value)
         return value
+
+    @field_validator("default_headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        check_headers(value)
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_key(value.get_secret_value())
+        return value
+
+    @field_validator("http_client")
+    @classmethod
+    def _check_http_client(cls, value: Any) -> Any:
+        check_client(value, "http_client", ("post", "close"), "a requests.Session")
+        return value
+
+    @field_validator("http_async_client")
+    @classmethod
+    def _check_http_async_client(cls, value: Any) -> Any:
+        needs = ("build_request", "send", "aclose")
+        check_client(value, "http_async_client", needs, "an httpx.AsyncClient")
+        return value
+
+    @model_validator(mode="after")
+    def _take_credentials_out_of_base_url(self) -> ChatDfeHub:
+        bare, credentials = split_credentials(self.base_url)
+        if credentials is not None:
+            self.base_url = bare
+            self._url_credentials = SecretStr(credentials)
+        return self
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without credentials, which must not travel in clear.
+
+        The key and base_url's credentials are left out; the unpickled model
+        reads them from `DFEHUB_API_KEY` / `DFEHUB_BASE_URL` again. A user's
+        own HTTP clients belong to this process and are left out too.
+        """
+        state = super().__getstate__()
+        fields = dict(state["__dict__"])
+        private = dict(state.get("__pydantic_private__") or {})
+        left_out = (
+            fields.get("api_key") is not None
+            or private.get("_url_credentials") is not None
+        )
+        fields.update(api_key=None, http_client=None, http_async_client=None)
+        private.update(_url_credentials=None, _connection=None)
+        return {
+            **state,
+            "__dict__": fields,
+            "__pydantic_private__": private,
+            _CREDENTIALS_LEFT_OUT: left_out,
+        }
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        """Unpickle, reading left-out credentials from the environment."""
+        state = dict(state)
+        left_out = state.pop(_CREDENTIALS_LEFT_OUT, False)
+        super().__setstate__(state)
+        if left_out:
+            key = secret_from_env("DFEHUB_API_KEY", default=None)()
+            self.__dict__["api_key"] = key
+            bare, credentials = split_credentials(os.environ.get("DFEHUB_BASE_URL", ""))
+            if credentials is not None and bare == self.base_url:
+                self._url_credentials = SecretStr(credentials)
 
     @model_validator(mode="before")
     @classmethod
@@ -304,11 +420,12 @@ class ChatDfeHub(BaseChatModel):
         connect, read = (
             self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
         )
-        secret = self.api_key.get_secret_value() if self.api_key else None
+        url = chat_completions_url(self.base_url)
+        authorization, secret = self._authorization()
         return Request(
-            url=chat_completions_url(self.base_url),
-            headers=self._headers(stream, secret),
-            body=json.dumps(body, ensure_ascii=False).encode(),
+            url=url,
+            headers=self._headers(stream, authorization),
+            body=_json_body(body),
             stream=stream,
             connect_timeout=connect,
             read_timeout=read,
@@ -316,9 +433,58 @@ class ChatDfeHub(BaseChatModel):
             policy=RetryPolicy(
                 max_retries=self.max_retries, max_retry_wait=self.max_retry_wait
             ),
+            connection=self._connection_for(url),
+            deadline=self.deadline,
         )
 
-    def _headers(self, stream: bool, secret: str | None) -> dict[str, str]:
+    def _authorization(self) -> tuple[str | None, str | None]:
+        """The `Authorization` header value, and the secret in it.
+
+        `api_key` wins over credentials in base_url: both would need the
+        one `Authorization` header.
+        """
+        if self.api_key is not None:
+            key = self.api_key.get_secret_value()
+            return f"Bearer {key}", key
+        if self._url_credentials is not None:
+            credentials = self._url_credentials.get_secret_value()
+            password = credentials.partition(":")[2]
+            return basic_authorization(credentials), password or None
+        return None, None
+
+    def _connection_for(self, url: str) -> Connection:
+        """The connection settings, decided on the first call and kept.
+
+        Both transports read this one object, so they agree; the environment
+        is read here, once. Changed fields (as in a `model_copy`) make a new
+        one.
+        """
+        key = (
+            url,
+            self.verify,
+            self.cert,
+            self.proxy,
+            id(self.http_client),
+            id(self.http_async_client),
+        )
+        cached = self._connection
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with _CONNECTION_SETUP:
+            cached = self._connection
+            if cached is None or cached[0] != key:
+                connection = build_connection(
+                    url,
+                    verify=self.verify,
+                    cert=self.cert,
+                    proxy=self.proxy,
+                    http_client=self.http_client,
+                    http_async_client=self.http_async_client,
+                )
+                cached = self._connection = (key, connection)
+        return cached[1]
+
+    def _headers(self, stream: bool, authorization: str | None) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
             # Strict content negotiation (Django REST Framework and others)
@@ -327,8 +493,8 @@ class ChatDfeHub(BaseChatModel):
             "Accept": _STREAM_ACCEPT if stream else "application/json",
             "User-Agent": _USER_AGENT,
         }
-        if secret:
-            headers["Authorization"] = f"Bearer {secret}"
+        if authorization:
+            headers["Authorization"] = authorization
         if self.default_headers:
             headers.update(self.default_headers)
         return headers
@@ -487,6 +653,19 @@ class ChatDfeHub(BaseChatModel):
         return RunnableMap(raw=model) | parse.with_fallbacks(
             [keep_error], exception_key="parsing_error"
         )
+
+
+def _json_body(body: dict[str, Any]) -> bytes:
+    """The request body as JSON, refusing numbers JSON cannot carry."""
+    try:
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        msg = (
+            "A request parameter is NaN or infinite, which JSON cannot carry;"
+            " check the numbers given to the model or the call."
+        )
+        raise ValueError(msg) from None
+    return text.encode()
 
 
 def _chat_result(response: Mapping[str, Any]) -> ChatResult:

@@ -1,0 +1,146 @@
+"""How to reach the server: one object, read by both transports.
+
+TLS verification, a client certificate, the proxy, a user's own HTTP client,
+and the redirect and cookie policies are decided here, once, from the model's
+fields and the environment. The `requests` and the `httpx` transport only
+translate this object into their library's arguments, so the sync and async
+paths cannot disagree (before, each library read its own environment
+variables, at its own moment, and followed redirects its own way).
+
+The environment is read when the object is built, on a model's first call:
+`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` for the CA bundle, and
+`HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` (either case) for the
+proxy. A field given to the model wins over its variable.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import ssl
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+# The environment variables naming a CA bundle, the first one set wins.
+CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+CertFiles = str | tuple[str, str]
+
+
+@dataclass(frozen=True, eq=False)
+class Connection:
+    """The connection settings of one model, for one endpoint.
+
+    Attributes:
+        verify: `True` (check certificates against the default CA bundle),
+            `False` (do not check; unsafe), or the path of a CA bundle file or
+            directory.
+        cert: A client certificate: one PEM file holding the certificate and
+            its key, or a `(certificate, key)` pair of files.
+        proxy: The proxy URL for the endpoint, or None to connect directly.
+        http_client: A `requests.Session` the user owns, used as it is.
+        http_async_client: An `httpx.AsyncClient` the user owns, used as it is.
+    """
+
+    verify: bool | str = True
+    cert: CertFiles | None = None
+    proxy: str | None = None
+    http_client: Any = field(default=None, repr=False)
+    http_async_client: Any = field(default=None, repr=False)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context for `httpx`, from the same settings `requests` gets.
+
+        Built here rather than left to each library, so both check the same
+        certificates: `certifi`'s bundle by default, as `requests` does.
+        """
+        if self.verify is False:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif isinstance(self.verify, str):
+            if os.path.isdir(self.verify):
+                context = ssl.create_default_context(capath=self.verify)
+            else:
+                context = ssl.create_default_context(cafile=self.verify)
+        else:
+            import certifi
+
+            context = ssl.create_default_context(cafile=certifi.where())
+        if self.cert is not None:
+            if isinstance(self.cert, tuple):
+                context.load_cert_chain(self.cert[0], self.cert[1])
+            else:
+                context.load_cert_chain(self.cert)
+        return context
+
+    def requests_settings(self) -> dict[str, Any]:
+        """Per-call arguments for a `requests.Session` of our own."""
+        proxies = {"http": self.proxy, "https": self.proxy} if self.proxy else {}
+        return {"verify": self.verify, "cert": self.cert, "proxies": proxies}
+
+
+def build_connection(
+    url: str,
+    *,
+    verify: bool | str,
+    cert: CertFiles | None,
+    proxy: str | None,
+    http_client: Any = None,
+    http_async_client: Any = None,
+) -> Connection:
+    """Decide the connection settings for `url` from the fields and environment.
+
+    `verify=True` checks against the CA bundle the environment names, else
+    the default one; `proxy=None` takes the environment's proxy for `url`,
+    and `proxy=""` connects directly whatever the environment says.
+    """
+    if verify is True:
+        verify = _ca_bundle_from_environment() or True
+    if proxy is None:
+        proxy = _proxy_from_environment(url)
+    return Connection(
+        verify=verify,
+        cert=cert,
+        proxy=proxy or None,
+        http_client=http_client,
+        http_async_client=http_async_client,
+    )
+
+
+def _ca_bundle_from_environment() -> str | None:
+    for name in CA_BUNDLE_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _proxy_from_environment(url: str) -> str | None:
+    """The proxy the `*_PROXY` variables name for `url`, unless `NO_PROXY` says no."""
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if urllib.request.proxy_bypass_environment(host, proxies):
+        return None
+    return proxy
+
+
+class NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Refuse all cookies: each call stands alone, on both paths."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        """Reject every cookie a server sets."""
+        return False
+
+
+def cookie_jar() -> http.cookiejar.CookieJar:
+    """A cookie jar that keeps nothing."""
+    return http.cookiejar.CookieJar(policy=NoCookies())

@@ -1,0 +1,86 @@
+"""Checks of a model's settings, made when the model is built.
+
+A bad setting found at construction is one clear `ValueError` at the line
+that made it; found at the first call it was a failure that looked like the
+server's (a header with a line break reported as "could not reach", a NaN
+timeout as a raw `ValueError` from the socket layer, an infinite wait as a
+sleep that never ends).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+_FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
+
+
+def check_headers(headers: Mapping[str, str] | None) -> None:
+    """Refuse header names or values that would split the HTTP request.
+
+    Raises:
+        ValueError: naming the header, never printing its value.
+    """
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            msg = f"default_headers must map strings to strings; {name!r} does not."
+            raise ValueError(msg)
+        if any(char in name + value for char in _FORBIDDEN_IN_HEADERS):
+            msg = (
+                f"default_headers[{name!r}] contains a line break or NUL, which"
+                " HTTP headers cannot carry; remove it."
+            )
+            raise ValueError(msg)
+
+
+def check_key(key: str) -> None:
+    """Refuse an API key that cannot be sent in a header (without showing it)."""
+    if any(char in key for char in _FORBIDDEN_IN_HEADERS):
+        msg = (
+            "api_key (or DFEHUB_API_KEY) contains a line break or NUL, which an"
+            " HTTP header cannot carry; check for a stray newline."
+        )
+        raise ValueError(msg)
+
+
+def check_timeout(value: float | tuple[float, float] | None) -> None:
+    """Refuse a timeout that is not a positive, finite number of seconds."""
+    values = value if isinstance(value, tuple) else (value,)
+    for seconds in values:
+        if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+            msg = (
+                "timeout must be positive, finite seconds, a (connect, read)"
+                f" pair of them, or None (wait forever); got {value!r}."
+            )
+            raise ValueError(msg)
+
+
+def check_client(value: Any, name: str, needs: tuple[str, ...], kind: str) -> None:
+    """Refuse something that is not the HTTP client a field asks for."""
+    if value is not None and not all(hasattr(value, attr) for attr in needs):
+        msg = f"{name} must be {kind}, got {type(value).__name__}."
+        raise ValueError(msg)
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """Take `user:password@` out of a URL: the URL without it, and the pair.
+
+    Credentials kept in `base_url` would be shown wherever the URL is (repr,
+    serialised models, traces, httpx's request log); kept apart, they are
+    only ever sent.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, f"{unquote(user)}:{unquote(password)}"
+
+
+def basic_authorization(credentials: str) -> str:
+    """The `Authorization` value for `user:password` credentials."""
+    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
