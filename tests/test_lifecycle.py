@@ -1,0 +1,164 @@
+"""Connections live as long as they should: not past their loop, not across fork.
+
+Scripts, notebooks, Celery tasks and Django views call async code with one
+`asyncio.run` after another; each run's pooled client must go with its loop,
+without the caller closing anything. Worker pools fork a process that has
+already talked to the server; a child must open its own connections, or parent
+and children read each other's answers from one shared socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import os
+import warnings
+from typing import Any
+
+import pytest
+
+from langchain_dfehub import ChatDfeHub
+from langchain_dfehub.testing import DfeHubEmulator
+
+RUNS = 200
+# Descriptors the process may open for its own reasons meanwhile (logging,
+# the emulator's threads); a leak of one per run would be RUNS.
+SLACK = 8
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def model(dfehub_emulator_session: DfeHubEmulator) -> ChatDfeHub:
+    dfehub_emulator_session.reset()
+    return ChatDfeHub(base_url=dfehub_emulator_session.base_url)
+
+
+needs_proc = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc"
+)
+
+
+@needs_proc
+def test_asyncio_run_after_asyncio_run_holds_no_descriptors(
+    model: ChatDfeHub,
+) -> None:
+    async def invoke_and_stream(i: int) -> str:
+        answer = await model.ainvoke(f"run {i}")
+        streamed = [str(c.content) async for c in model.astream(f"run {i}")]
+        return f"{answer.content}|{''.join(streamed)}"
+
+    for i in range(3):  # warm up: imports, the emulator's first threads
+        asyncio.run(invoke_and_stream(i))
+    before = open_descriptors()
+    for i in range(RUNS):
+        assert asyncio.run(invoke_and_stream(i)) == f"run {i}|run {i}"
+    assert open_descriptors() - before <= SLACK
+
+
+@needs_proc
+def test_loops_closed_by_hand_leave_no_client_behind(model: ChatDfeHub) -> None:
+    # A loop closed without shutting down its async generators cannot close
+    # the client's sockets; the next call on another loop drops the client,
+    # so the garbage collector can.
+    before = open_descriptors()
+    for i in range(RUNS // 4):
+        loop = asyncio.new_event_loop()
+        answer = loop.run_until_complete(model.ainvoke(f"loop {i}"))
+        assert answer.content == f"loop {i}"
+        loop.close()
+    transport = model._async_transport
+    assert transport is not None
+    assert len(transport._clients) <= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # unclosed transports
+        gc.collect()
+    assert open_descriptors() - before <= SLACK
+
+
+# --- fork ------------------------------------------------------------------------
+
+PROMPTS = [f"prompt number {i} " * 3 for i in range(40)]
+_forked_model: ChatDfeHub | None = None
+_forked_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _answer_in_child(prompt: str) -> str:
+    assert _forked_model is not None
+    return str(_forked_model.invoke(prompt).content)
+
+
+def _stream_in_child(prompt: str) -> str:
+    assert _forked_model is not None
+    return "".join(str(c.content) for c in _forked_model.stream(prompt))
+
+
+def _answer_in_child_on_the_parents_loop(prompt: str) -> tuple[set[int], str]:
+    assert _forked_model is not None and _forked_model._async_transport is not None
+    assert _forked_loop is not None
+    answer = _forked_loop.run_until_complete(_forked_model.ainvoke(prompt))
+    clients = _forked_model._async_transport._clients.values()
+    return {id(entry.client) for entry in clients}, str(answer.content)
+
+
+# Children that share a socket can wait for an answer their sibling read.
+POOL_TIMEOUT = 60
+CHILD_READ_TIMEOUT = 10
+
+
+def _fork_pool() -> Any:
+    return multiprocessing.get_context("fork").Pool(4)
+
+
+needs_fork = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs fork"
+)
+
+
+@needs_fork
+@pytest.mark.parametrize("call", [_answer_in_child, _stream_in_child])
+def test_forked_children_each_get_their_own_answers(
+    model: ChatDfeHub, call: Any
+) -> None:
+    global _forked_model
+    model = model.model_copy(update={"timeout": CHILD_READ_TIMEOUT})
+    # The parent's pool holds a keep-alive connection when the children fork.
+    assert model.invoke("the parent first").content == "the parent first"
+    _forked_model = model
+    try:
+        with _fork_pool() as pool:
+            answers = pool.map_async(call, PROMPTS, chunksize=1).get(POOL_TIMEOUT)
+    finally:
+        _forked_model = None
+    assert answers == PROMPTS
+    assert model.invoke("the parent after").content == "the parent after"
+
+
+@needs_fork
+def test_forked_children_do_not_use_the_parents_async_clients(
+    model: ChatDfeHub,
+) -> None:
+    global _forked_model, _forked_loop
+    model = model.model_copy(update={"timeout": CHILD_READ_TIMEOUT})
+    loop = asyncio.new_event_loop()
+    try:
+        warm = loop.run_until_complete(model.ainvoke("the parent first"))
+        assert warm.content == "the parent first"
+        assert model._async_transport is not None
+        [parents] = [id(e.client) for e in model._async_transport._clients.values()]
+        _forked_model, _forked_loop = model, loop
+        with _fork_pool() as pool:
+            results = pool.map_async(
+                _answer_in_child_on_the_parents_loop, PROMPTS[:8], chunksize=1
+            ).get(POOL_TIMEOUT)
+        assert all(parents not in used for used, _ in results)
+        assert [answer for _, answer in results] == PROMPTS[:8]
+        after = loop.run_until_complete(model.ainvoke("the parent after"))
+        assert after.content == "the parent after"
+    finally:
+        _forked_model, _forked_loop = None, None
+        loop.run_until_complete(model.aclose())
+        loop.close()
