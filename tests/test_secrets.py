@@ -1,0 +1,231 @@
+"""Keys stay secret: scrubbed as whole tokens, from every reply, never pickled.
+
+A server may echo the key back in an error, in a 2xx reply as much as in a
+4xx one; the key is blanked wherever it is a whole token, and nowhere else, so
+a placeholder key such as "x" cannot mangle the server's words. A pickled
+model carries no key. Credentials written into base_url are taken out of it:
+sent, but never shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import pickle
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.load import dumpd
+
+from langchain_dfehub import ChatDfeHub, DfeHubError
+from langchain_dfehub._errors import scrub
+from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus, Malformed
+
+SECRET = "sk-live-0123456789abcdef"
+MODES = ["sync", "async"]
+
+
+# --- scrubbing -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        (
+            "request (6020 tokens) exceeds the available context size",
+            "x",
+            "request (6020 tokens) exceeds the available context size",
+        ),
+        (
+            "http://127.0.0.1:8081/v1 rejected key 1.",
+            "1",
+            "http://127.0.0.1:8081/v1 rejected key ***.",
+        ),
+        (f"Incorrect API key: {SECRET}.", SECRET, "Incorrect API key: ***."),
+        (f"key={SECRET}&next", SECRET, "key=***&next"),
+        (f"'{SECRET}' twice: {SECRET}", SECRET, "'***' twice: ***"),
+        (f"{SECRET}extra is another token", SECRET, f"{SECRET}extra is another token"),
+    ],
+)
+def test_the_key_is_blanked_as_a_whole_token_only(
+    text: str, key: str, expected: str
+) -> None:
+    assert scrub(text, key) == expected
+
+
+# --- keys echoed in 2xx replies ----------------------------------------------------
+
+ECHOES = {
+    "an in-band error object": ErrorStatus(
+        200, json.dumps({"error": {"message": f"key {SECRET} is revoked"}})
+    ),
+    "an in-band error string": ErrorStatus(
+        200, json.dumps({"error": f"key {SECRET} is revoked"})
+    ),
+    "a throttle detail": ErrorStatus(
+        200, json.dumps({"detail": f"{SECRET} throttled. Expected in 900 seconds."})
+    ),
+    "a body that is not JSON": ErrorStatus(
+        200, f"<html>key {SECRET} refused</html>", content_type="text/html"
+    ),
+}
+STREAM_ECHOES = {
+    "an in-stream detail": Malformed(line=json.dumps({"detail": f"{SECRET} slow"})),
+    "an in-stream error": Malformed(
+        line="data: " + json.dumps({"error": {"message": f"bad key {SECRET}"}})
+    ),
+    "a malformed line": Malformed(line=f"data: oops {SECRET}"),
+    "a chunk of the wrong shape": Malformed(
+        line="data: " + json.dumps({"choices": [{"delta": SECRET}]})
+    ),
+}
+
+
+class ErrorRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        self.errors.append(error)
+
+
+def everything_shown(error: BaseException) -> str:
+    return " ".join(
+        [str(error), repr(error), repr(vars(error)), *map(str, error.args)]
+    )
+
+
+@pytest.fixture
+def emulator(dfehub_emulator_session: DfeHubEmulator) -> DfeHubEmulator:
+    dfehub_emulator_session.reset()
+    return dfehub_emulator_session
+
+
+def call(model: ChatDfeHub, mode: str, streaming: bool, config: Any) -> None:
+    if mode == "sync":
+        if streaming:
+            list(model.stream("hi", config=config))
+        else:
+            model.invoke("hi", config=config)
+        return
+
+    async def run() -> None:
+        if streaming:
+            async for _ in model.astream("hi", config=config):
+                pass
+        else:
+            await model.ainvoke("hi", config=config)
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("case", "streaming"),
+    [(case, False) for case in ECHOES] + [(case, True) for case in STREAM_ECHOES],
+)
+def test_a_key_echoed_in_a_2xx_reply_is_blanked_everywhere(
+    emulator: DfeHubEmulator, mode: str, case: str, streaming: bool
+) -> None:
+    emulator.add_faults(ECHOES.get(case) or STREAM_ECHOES[case])
+    model = ChatDfeHub(base_url=emulator.base_url, api_key=SECRET, max_retries=0)
+    recorder = ErrorRecorder()
+
+    with pytest.raises(DfeHubError) as caught:
+        call(model, mode, streaming, {"callbacks": [recorder]})
+
+    assert SECRET not in everything_shown(caught.value)
+    assert "***" in str(caught.value)
+    assert recorder.errors
+    assert all(SECRET not in everything_shown(e) for e in recorder.errors)
+
+
+# --- pickle ----------------------------------------------------------------------
+
+
+def test_a_pickled_model_holds_no_key(
+    dfehub_emulator: DfeHubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, api_key=SECRET)
+    pickled = pickle.dumps(model)
+    assert SECRET.encode() not in pickled
+
+    # The copy reads the key from the environment, as a model built there would.
+    monkeypatch.setenv("DFEHUB_API_KEY", "sk-from-the-environment")
+    twin = pickle.loads(pickled)
+    assert twin.api_key is not None
+    assert twin.api_key.get_secret_value() == "sk-from-the-environment"
+    assert model.api_key is not None
+    assert model.api_key.get_secret_value() == SECRET
+
+
+def test_an_unpickled_model_answers_with_the_environments_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with DfeHubEmulator(api_key=SECRET) as emulator:
+        model = ChatDfeHub(base_url=emulator.base_url, api_key=SECRET)
+        monkeypatch.setenv("DFEHUB_API_KEY", SECRET)
+        twin = pickle.loads(pickle.dumps(model))
+        assert twin.invoke("still allowed").content == "still allowed"
+        assert asyncio.run(twin.ainvoke("async too")).content == "async too"
+
+
+# --- credentials in base_url ---------------------------------------------------------
+
+PASSWORD = "pw-0123456789secret"
+
+
+class StartRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.serialized: list[Any] = []
+
+    def on_chat_model_start(self, serialized: Any, *args: Any, **kwargs: Any) -> None:
+        self.serialized.append(serialized)
+
+
+def with_credentials(base_url: str) -> str:
+    return base_url.replace("http://", f"http://alice:{PASSWORD}@")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_credentials_in_base_url_are_sent_but_never_shown(
+    emulator: DfeHubEmulator, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = ChatDfeHub(base_url=with_credentials(emulator.base_url))
+    recorder = StartRecorder()
+    with caplog.at_level(logging.DEBUG):
+        call(model, mode, False, {"callbacks": [recorder]})
+
+    basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    assert emulator.requests[-1].headers["authorization"] == f"Basic {basic}"
+    shown = [
+        repr(model),
+        str(model.model_dump()),
+        json.dumps(dumpd(model)),
+        json.dumps(recorder.serialized),
+        str(model._identifying_params),
+        caplog.text,
+    ]
+    for place in shown:
+        assert PASSWORD not in place
+        assert basic not in place
+    assert model.base_url == emulator.base_url
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_api_key_wins_over_credentials_in_base_url(
+    emulator: DfeHubEmulator, mode: str
+) -> None:
+    model = ChatDfeHub(base_url=with_credentials(emulator.base_url), api_key=SECRET)
+    call(model, mode, False, None)
+    assert emulator.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_a_pickled_model_holds_no_credentials_from_base_url(
+    emulator: DfeHubEmulator,
+) -> None:
+    model = ChatDfeHub(base_url=with_credentials(emulator.base_url))
+    assert PASSWORD.encode() not in pickle.dumps(model)
