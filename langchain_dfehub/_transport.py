@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from langchain_dfehub import _fork
@@ -35,6 +36,8 @@ from langchain_dfehub._urls import display_url
 # Enough for `batch` with a generous max_concurrency without urllib3 dropping
 # connections it cannot keep.
 _POOL_SIZE = 64
+# The most one receive of a body without chunks returns.
+_READ_SIZE = 65536
 
 
 class SyncTransport:
@@ -100,7 +103,7 @@ class SyncTransport:
         try:
             with self._post(request) as response:
                 _raise_for_status(response, request)
-                for data in response.iter_content(chunk_size=None):
+                for data in _received(response):
                     reply.feed(data)
         except requests.RequestException as exc:
             raise _network_error(exc, request) from None
@@ -137,7 +140,7 @@ class SyncTransport:
         try:
             response = self._post(request)
             _raise_for_status(response, request)
-            received = response.iter_content(chunk_size=None)
+            received = _received(response)
             first: list[Any] = []
             for data in received:
                 first += reply.feed(data)
@@ -174,6 +177,30 @@ class SyncTransport:
             allow_redirects=False,
             **settings,
         )
+
+
+def _received(response: requests.Response) -> Iterator[bytes]:
+    """The body's bytes as they arrive.
+
+    `iter_content(chunk_size=None)` yields each chunk of a chunked body as it
+    comes, but reads a body without chunks (delimited by the connection's
+    close, as some proxies stream) to its very end before yielding anything:
+    no stream, and no deadline check. Such a body is read one receive at a
+    time instead, with urllib3's failures mapped as `requests` maps them.
+    """
+    raw = response.raw
+    if getattr(raw, "chunked", True) or not hasattr(raw, "read1"):
+        yield from response.iter_content(chunk_size=None)
+        return
+    try:
+        while data := raw.read1(_READ_SIZE, decode_content=True):
+            yield data
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.ConnectionError(exc) from None  # as requests wraps it
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
 
 
 def _new_session() -> requests.Session:
@@ -224,6 +251,4 @@ def _network_error(exc: requests.RequestException, request: Request) -> DfeHubEr
 def _is_read_timeout(exc: BaseException) -> bool:
     # While a body streams, requests wraps urllib3's read timeout in a plain
     # ConnectionError; the original is its first argument.
-    import urllib3.exceptions
-
     return any(isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
