@@ -19,6 +19,7 @@ This module imports httpx; the package imports it only when async is used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -119,10 +120,8 @@ class AsyncTransport:
             # Run the closer's `finally` now, while nothing awaits (its loop
             # is closed, so it awaits nothing); left to the garbage
             # collector, it would ask the closed loop to run it.
-            try:
+            with contextlib.suppress(StopIteration):  # it ended: as meant
                 entry.closer.aclose().send(None)
-            except StopIteration:
-                pass
 
     async def aclose(self) -> None:
         """Close the current loop's pooled connections."""

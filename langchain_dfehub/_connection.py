@@ -128,7 +128,8 @@ def _proxy_from_environment(url: str) -> str | None:
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"
-    if urllib.request.proxy_bypass_environment(host, proxies):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if bypass(host, proxies):
         return None
     return proxy
 

@@ -211,9 +211,7 @@ def _token_pattern(secret: str) -> re.Pattern[str]:
     # A token is bounded by characters that cannot continue it. A dot joins
     # tokens ("127.0.0.1", "3.5") when a token character is on its other
     # side, and ends one otherwise ("... key sk-abc." ends a sentence).
-    return re.compile(
-        rf"(?<![\w-])(?<![\w-]\.){re.escape(secret)}(?![\w-])(?!\.[\w-])"
-    )
+    return re.compile(rf"(?<![\w-])(?<![\w-]\.){re.escape(secret)}(?![\w-])(?!\.[\w-])")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -328,7 +326,9 @@ def error_from_status(
     )
 
 
-def _redirect_error(status: int, headers: Mapping[str, str], url: str) -> DfeHubAPIError:
+def _redirect_error(
+    status: int, headers: Mapping[str, str], url: str
+) -> DfeHubAPIError:
     """A redirect, which ChatDfeHub does not follow: it says where to point.
 
     Following it would re-send the request, with its key, to wherever the

@@ -47,9 +47,7 @@ def completion_problem(completion: Mapping[str, Any]) -> str | None:
     choice = choices[0]
     if type(choice) is not dict:
         return _wrong("choices[0]", choice, "an object")
-    return _choice_problem(choice, "message") or _usage_problem(
-        completion.get("usage")
-    )
+    return _choice_problem(choice, "message") or _usage_problem(completion.get("usage"))
 
 
 def _choice_problem(choice: dict[str, Any], name: str) -> str | None:

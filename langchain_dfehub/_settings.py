@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -25,9 +26,6 @@ def check_headers(headers: Mapping[str, str] | None) -> None:
         ValueError: naming the header, never printing its value.
     """
     for name, value in (headers or {}).items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            msg = f"default_headers must map strings to strings; {name!r} does not."
-            raise ValueError(msg)
         if any(char in name + value for char in _FORBIDDEN_IN_HEADERS):
             msg = (
                 f"default_headers[{name!r}] contains a line break or NUL, which"
@@ -44,6 +42,19 @@ def check_key(key: str) -> None:
             " HTTP header cannot carry; check for a stray newline."
         )
         raise ValueError(msg)
+
+
+def check_files(verify: bool | str, cert: str | tuple[str, str] | None) -> None:
+    """Refuse a CA bundle or client certificate file that does not exist."""
+    named = [("verify", verify)] if isinstance(verify, str) else []
+    if isinstance(cert, tuple):
+        named += [("cert", path) for path in cert]
+    elif cert is not None:
+        named.append(("cert", cert))
+    for field, path in named:
+        if not os.path.exists(path):
+            msg = f"{field} names {path!r}, which does not exist."
+            raise ValueError(msg)
 
 
 def check_timeout(value: float | tuple[float, float] | None) -> None:

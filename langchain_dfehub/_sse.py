@@ -180,7 +180,9 @@ class SSEDecoder:
                 partial.append(tail)
         self._partial_size = len(partial[0]) if partial else 0
         if len(buffer) > self._max_line:
-            too_long = [text for text in (*texts, *partial) if len(text) > self._max_line]
+            too_long = [
+                text for text in (*texts, *partial) if len(text) > self._max_line
+            ]
             if too_long:
                 return self._too_long(too_long[0])
         events: list[Event] = []
@@ -220,8 +222,7 @@ class SSEDecoder:
         return [
             Malformed(
                 excerpt,
-                f"it is longer than {limit:g} MiB, the most one line or event"
-                " may hold",
+                f"it is longer than {limit:g} MiB, the most one line or event may hold",
             )
         ]
 

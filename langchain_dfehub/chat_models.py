@@ -51,6 +51,7 @@ from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._settings import (
     basic_authorization,
     check_client,
+    check_files,
     check_headers,
     check_key,
     check_timeout,
@@ -222,9 +223,7 @@ class ChatDfeHub(BaseChatModel):
     _async_transport: AsyncTransport | None = None
     # `user:password` taken out of base_url; sent, never shown or pickled.
     _url_credentials: SecretStr | None = PrivateAttr(default=None)
-    _connection: tuple[tuple[Any, ...], Connection] | None = PrivateAttr(
-        default=None
-    )
+    _connection: tuple[tuple[Any, ...], Connection] | None = PrivateAttr(default=None)
 
     @field_validator("base_url")
     @classmethod
@@ -245,19 +244,6 @@ class ChatDfeHub(BaseChatModel):
         check_timeout(value)
         return value
 
-    @field_validator("default_headers")
-    @classmethod
-    def _check_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        check_headers(value)
-        return value
-
-    @field_validator("api_key")
-    @classmethod
-    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            check_key(value.get_secret_value())
-        return value
-
     @field_validator("http_client")
     @classmethod
     def _check_http_client(cls, value: Any) -> Any:
@@ -271,8 +257,18 @@ class ChatDfeHub(BaseChatModel):
         check_client(value, "http_async_client", needs, "an httpx.AsyncClient")
         return value
 
+    def __init__(self, **kwargs: Any) -> None:
+        """Build the model; see the fields for the arguments."""
+        super().__init__(**kwargs)
+        # Checked here, after pydantic's validation: its errors quote the
+        # input, which may be the key or a header holding one.
+        check_headers(self.default_headers)
+        if self.api_key is not None:
+            check_key(self.api_key.get_secret_value())
+
     @model_validator(mode="after")
-    def _take_credentials_out_of_base_url(self) -> ChatDfeHub:
+    def _check_files_and_credentials(self) -> ChatDfeHub:
+        check_files(self.verify, self.cert)
         bare, credentials = split_credentials(self.base_url)
         if credentials is not None:
             self.base_url = bare

@@ -97,7 +97,8 @@ def _stream_in_child(prompt: str) -> str:
 
 
 def _answer_in_child_on_the_parents_loop(prompt: str) -> tuple[set[int], str]:
-    assert _forked_model is not None and _forked_model._async_transport is not None
+    assert _forked_model is not None
+    assert _forked_model._async_transport is not None
     assert _forked_loop is not None
     answer = _forked_loop.run_until_complete(_forked_model.ainvoke(prompt))
     clients = _forked_model._async_transport._clients.values()

@@ -18,11 +18,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hostile_server import HostileServer, http_head
 
-from langchain_dfehub import ChatDfeHub, DfeHubProtocolError, DfeHubTimeoutError
-from langchain_dfehub import _stream_state
+from langchain_dfehub import (
+    ChatDfeHub,
+    DfeHubProtocolError,
+    DfeHubTimeoutError,
+    _stream_state,
+)
 from langchain_dfehub._sse import MAX_LINE_BYTES, Malformed, SSEDecoder
-from tests.conftest import HostileServer, http_head
 
 MODES = ["sync", "async"]
 Start = Callable[..., HostileServer]

@@ -93,9 +93,7 @@ class ErrorRecorder(BaseCallbackHandler):
 
 
 def everything_shown(error: BaseException) -> str:
-    return " ".join(
-        [str(error), repr(error), repr(vars(error)), *map(str, error.args)]
-    )
+    return " ".join([str(error), repr(error), repr(vars(error)), *map(str, error.args)])
 
 
 @pytest.fixture

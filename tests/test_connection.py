@@ -1,0 +1,334 @@
+"""Connection settings: one policy, the same on the sync and the async path.
+
+TLS verification (default bundle, a CA file, the environment's bundle, off),
+client certificates, proxies from a field or the environment (read once, on
+the first call), the user's own HTTP clients, redirects (never followed, so
+the request and its credentials go nowhere but base_url), cookies (never
+kept), and settings that cannot work (a header with a line break) refused when
+the model is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+from hostile_server import HostileServer, http_head
+
+from langchain_dfehub import ChatDfeHub, DfeHubAPIError, DfeHubConnectionError
+from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
+
+MODES = ["sync", "async"]
+CERTS = Path(__file__).parent / "certs"
+CERT = str(CERTS / "localhost.pem")
+KEY = str(CERTS / "localhost-key.pem")
+Start = Callable[..., HostileServer]
+
+
+def call(model: ChatDfeHub, mode: str, streaming: bool = False) -> str:
+    if mode == "sync":
+        if streaming:
+            return "".join(str(c.content) for c in model.stream("hi"))
+        return str(model.invoke("hi").content)
+
+    async def run() -> str:
+        if streaming:
+            return "".join([str(c.content) async for c in model.astream("hi")])
+        return str((await model.ainvoke("hi")).content)
+
+    return asyncio.run(run())
+
+
+def answer(conn: socket.socket, request: bytes) -> None:
+    """A well-formed answer, "secure", streamed or whole as asked."""
+    if b'"stream": true' in request or b'"stream":true' in request:
+        delta = {"content": "secure"}
+        events = [
+            {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        ]
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+        conn.sendall(http_head("200 OK", "text/event-stream") + body.encode())
+        return
+    message = {"role": "assistant", "content": "secure"}
+    reply = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    conn.sendall(http_head("200 OK", "application/json") + json.dumps(reply).encode())
+
+
+@pytest.fixture
+def tls_server(hostile_server: Start) -> HostileServer:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERT, KEY)
+    return hostile_server(answer, tls=context)
+
+
+# --- TLS ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_certificate_failure_says_so_and_is_not_retried(
+    tls_server: HostileServer, mode: str
+) -> None:
+    model = ChatDfeHub(base_url=tls_server.base_url, max_retries=2)
+
+    with pytest.raises(DfeHubConnectionError) as caught:
+        call(model, mode)
+
+    text = str(caught.value)
+    assert "certificate" in text
+    assert "verify=" in text
+    assert "Operation not permitted" not in text
+    assert not caught.value.retryable
+    assert tls_server.connections == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_verify_accepts_a_ca_bundle_file(
+    tls_server: HostileServer, mode: str, streaming: bool
+) -> None:
+    model = ChatDfeHub(base_url=tls_server.base_url, verify=CERT)
+    assert call(model, mode, streaming) == "secure"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
+)
+def test_both_paths_read_the_same_ca_bundle_variables(
+    tls_server: HostileServer,
+    mode: str,
+    variable: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable, CERT)
+    model = ChatDfeHub(base_url=tls_server.base_url)
+    assert call(model, mode) == "secure"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_verify_false_turns_the_check_off(tls_server: HostileServer, mode: str) -> None:
+    model = ChatDfeHub(base_url=tls_server.base_url, verify=False)
+    assert call(model, mode) == "secure"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cert", [(CERT, KEY), "pair"], ids=["pair", "one-file"])
+def test_a_client_certificate_is_loaded_on_both_paths(
+    tls_server: HostileServer, mode: str, cert: Any, tmp_path: Path
+) -> None:
+    if cert == "pair":  # one PEM file holding the certificate and its key
+        both = tmp_path / "both.pem"
+        both.write_text(Path(CERT).read_text() + Path(KEY).read_text())
+        cert = str(both)
+    model = ChatDfeHub(base_url=tls_server.base_url, verify=CERT, cert=cert)
+    assert call(model, mode) == "secure"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"verify": "/no/such/ca.pem"}, {"cert": "/no/such/cert.pem"}],
+)
+def test_a_certificate_file_that_does_not_exist_is_refused(
+    settings: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        ChatDfeHub(**settings)
+
+
+# --- proxies -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def emulator(dfehub_emulator_session: DfeHubEmulator) -> DfeHubEmulator:
+    dfehub_emulator_session.reset()
+    return dfehub_emulator_session
+
+
+def origin(emulator: DfeHubEmulator) -> str:
+    return emulator.base_url.split("/api/")[0]
+
+
+UNKNOWN_HOST = "http://dfehub.invalid/api/openai/v1"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_the_proxy_field_is_used(
+    emulator: DfeHubEmulator, mode: str, streaming: bool
+) -> None:
+    # The emulator doubles as the proxy: the model's own host does not exist.
+    model = ChatDfeHub(base_url=UNKNOWN_HOST, proxy=origin(emulator), max_retries=0)
+    assert call(model, mode, streaming) == "hi"
+    assert emulator.requests[-1].headers["host"] == "dfehub.invalid"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_proxy_variables_are_read_the_same_on_both_paths(
+    emulator: DfeHubEmulator,
+    mode: str,
+    variable: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable, origin(emulator))
+    model = ChatDfeHub(base_url=UNKNOWN_HOST, max_retries=0)
+    assert call(model, mode) == "hi"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_proxy_and_an_empty_proxy_field_connect_directly(
+    emulator: DfeHubEmulator, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert call(ChatDfeHub(base_url=emulator.base_url, max_retries=0), mode) == "hi"
+
+    monkeypatch.delenv("NO_PROXY")
+    direct = ChatDfeHub(base_url=emulator.base_url, proxy="", max_retries=0)
+    assert call(direct, mode) == "hi"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_environment_is_read_once_on_the_first_call(
+    emulator: DfeHubEmulator, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+    assert call(model, mode) == "hi"
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens
+    assert call(model, "sync") == "hi"
+    assert call(model, "async") == "hi"
+
+
+# --- the user's own clients -----------------------------------------------------------
+
+
+def test_a_users_requests_session_is_used_as_it_is(emulator: DfeHubEmulator) -> None:
+    with requests.Session() as session:
+        session.headers["X-Client"] = "my session"
+        model = ChatDfeHub(base_url=emulator.base_url, http_client=session)
+        assert model.invoke("through my session").content == "through my session"
+        assert list(model.stream("streamed too"))
+    assert all(r.headers["x-client"] == "my session" for r in emulator.requests)
+
+
+async def test_a_users_httpx_client_is_used_as_it_is(
+    emulator: DfeHubEmulator,
+) -> None:
+    async with httpx.AsyncClient(headers={"X-Client": "my client"}) as client:
+        model = ChatDfeHub(base_url=emulator.base_url, http_async_client=client)
+        answer = await model.ainvoke("through my client")
+        assert answer.content == "through my client"
+        assert [c async for c in model.astream("streamed too")]
+        assert not client.is_closed  # yours to close
+    assert all(r.headers["x-client"] == "my client" for r in emulator.requests)
+
+
+def test_something_else_as_a_client_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"requests\.Session"):
+        ChatDfeHub(http_client="not a session")
+    with pytest.raises(ValueError, match=r"httpx\.AsyncClient"):
+        ChatDfeHub(http_async_client=requests.Session())
+
+
+def test_user_clients_are_not_pickled(emulator: DfeHubEmulator) -> None:
+    import pickle
+
+    with requests.Session() as session:
+        model = ChatDfeHub(base_url=emulator.base_url, http_client=session)
+        twin = pickle.loads(pickle.dumps(model))
+    assert twin.http_client is None
+    assert twin.invoke("own connections").content == "own connections"
+
+
+# --- redirects and cookies ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("own_client", [False, True], ids=["ours", "users"])
+def test_a_redirect_is_reported_never_followed(
+    emulator: DfeHubEmulator,
+    hostile_server: Start,
+    mode: str,
+    status: int,
+    own_client: bool,
+) -> None:
+    elsewhere = hostile_server(answer)
+    target = f"{elsewhere.base_url}/chat/completions?token=t0ps3cret"
+    emulator.add_faults(ErrorStatus(status, "", headers={"Location": target}))
+    clients: dict[str, Any] = {}
+    if own_client:  # even a client set to follow redirects does not
+        clients["http_client"] = requests.Session()
+        clients["http_async_client"] = httpx.AsyncClient(follow_redirects=True)
+    model = ChatDfeHub(
+        base_url=emulator.base_url,
+        default_headers={"X-Api-Key": "k"},
+        max_retries=2,
+        **clients,
+    )
+
+    with pytest.raises(DfeHubAPIError) as caught:
+        call(model, mode)
+
+    assert caught.value.status_code == status
+    assert not caught.value.retryable
+    assert f"{elsewhere.base_url}/chat/completions" in str(caught.value)
+    assert "t0ps3cret" not in str(caught.value)
+    assert "base_url" in str(caught.value)
+    assert elsewhere.requests == []
+    assert len(emulator.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cookies_a_server_sets_are_not_sent_back(
+    emulator: DfeHubEmulator, mode: str
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url)
+    whole = {
+        "choices": [{"index": 0, "message": {"content": "c"}, "finish_reason": "stop"}]
+    }
+    cookie = {"Set-Cookie": "session=abc; Path=/"}
+    emulator.add_faults(ErrorStatus(200, json.dumps(whole), headers=cookie))
+
+    async def twice() -> None:
+        await model.ainvoke("first")
+        await model.ainvoke("second")
+
+    if mode == "sync":
+        model.invoke("first")
+        model.invoke("second")
+    else:
+        asyncio.run(twice())
+    assert "cookie" not in emulator.requests[-1].headers
+
+
+# --- settings that cannot work -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Bad": "a\r\nInjected: yes"}, {"X-Bad": "a\nb"}, {"X-Bad\r\n": "v"}],
+)
+def test_a_header_with_a_line_break_is_refused_when_the_model_is_built(
+    headers: dict[str, str],
+) -> None:
+    with pytest.raises(ValueError, match="line break"):
+        ChatDfeHub(default_headers=headers)
+
+
+def test_a_key_with_a_line_break_is_refused_without_showing_it() -> None:
+    with pytest.raises(ValueError, match="line break") as caught:
+        ChatDfeHub(api_key="sk-secret-value\n")
+    assert "sk-secret-value" not in str(caught.value)
+    with pytest.raises(ValueError, match="line break") as caught:
+        ChatDfeHub(default_headers={"X-Api-Key": "sk-secret-value\r\n"})
+    assert "sk-secret-value" not in str(caught.value)
