@@ -46,8 +46,12 @@ class _LoopClient:
     """A pooled client of one event loop, and the generator that closes it."""
 
     client: httpx.AsyncClient
-    connection: Connection
     closer: AsyncGenerator[None, None]
+
+
+# A client serves one event loop and one set of connection settings: models
+# copied with other settings may share this transport.
+_Key = tuple[asyncio.AbstractEventLoop, Connection]
 
 
 class AsyncTransport:
@@ -56,7 +60,7 @@ class AsyncTransport:
     def __init__(self) -> None:
         # Entries leave when their loop shuts down or closes (see `_client`):
         # a weak map would not do, since each client refers to its loop.
-        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._clients: dict[_Key, _LoopClient] = {}
         _fork.track(self)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -75,13 +79,9 @@ class AsyncTransport:
     async def _client(self, connection: Connection) -> httpx.AsyncClient:
         if connection.http_async_client is not None:
             return connection.http_async_client  # type: ignore[no-any-return]
-        loop = asyncio.get_running_loop()
-        entry = self._clients.get(loop)
-        if (
-            entry is not None
-            and entry.connection is connection
-            and not entry.client.is_closed
-        ):
+        key = (asyncio.get_running_loop(), connection)
+        entry = self._clients.get(key)
+        if entry is not None and not entry.client.is_closed:
             return entry.client
         self._forget_closed_loops()
         client = httpx.AsyncClient(
@@ -92,31 +92,31 @@ class AsyncTransport:
             follow_redirects=False,
             trust_env=False,  # the environment is read once, into `connection`
         )
-        closer = self._close_with_loop(loop, client)
+        closer = self._close_with_loop(key, client)
         # Its first step registers it with the running loop, which closes it
         # (running the `finally` below) when the loop shuts down.
         await closer.__anext__()
-        self._clients[loop] = _LoopClient(client, connection, closer)
+        self._clients[key] = _LoopClient(client, closer)
         if entry is not None:
             await entry.closer.aclose()
         return client
 
     async def _close_with_loop(
-        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+        self, key: _Key, client: httpx.AsyncClient
     ) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
-            entry = self._clients.get(loop)
+            entry = self._clients.get(key)
             if entry is not None and entry.client is client:
-                del self._clients[loop]
-            if not loop.is_closed():
+                del self._clients[key]
+            if not key[0].is_closed():
                 await client.aclose()
 
     def _forget_closed_loops(self) -> None:
         """Drop clients of loops closed without shutting down their generators."""
-        for loop in [loop for loop in self._clients if loop.is_closed()]:
-            entry = self._clients.pop(loop)
+        for key in [key for key in self._clients if key[0].is_closed()]:
+            entry = self._clients.pop(key)
             # Run the closer's `finally` now, while nothing awaits (its loop
             # is closed, so it awaits nothing); left to the garbage
             # collector, it would ask the closed loop to run it.
@@ -125,9 +125,11 @@ class AsyncTransport:
 
     async def aclose(self) -> None:
         """Close the current loop's pooled connections."""
-        entry = self._clients.pop(asyncio.get_running_loop(), None)
-        if entry is not None:
-            await entry.closer.aclose()
+        loop = asyncio.get_running_loop()
+        for key in [key for key in self._clients if key[0] is loop]:
+            entry = self._clients.pop(key, None)
+            if entry is not None:
+                await entry.closer.aclose()
 
     async def complete(self, request: Request) -> dict[str, Any]:
         """Send a non-streaming request; return the `chat.completion` dict."""

@@ -82,6 +82,10 @@ class Connection:
         return {"verify": self.verify, "cert": self.cert, "proxies": proxies}
 
 
+# Default settings, without the environment: for requests built by hand.
+DEFAULT_CONNECTION = Connection()
+
+
 def build_connection(
     url: str,
     *,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_dfehub._connection import Connection
+from langchain_dfehub._connection import DEFAULT_CONNECTION, Connection
 from langchain_dfehub._errors import (
     DfeHubAPIError,
     DfeHubConnectionError,
@@ -65,7 +65,7 @@ class Request:
     read_timeout: float | None
     secret: str | None = field(repr=False)
     policy: RetryPolicy
-    connection: Connection = field(default_factory=Connection, repr=False)
+    connection: Connection = field(default=DEFAULT_CONNECTION, repr=False)
     # Seconds the whole call may take, counted from `started` (monotonic).
     deadline: float | None = None
     started: float = field(default_factory=time.monotonic, repr=False)

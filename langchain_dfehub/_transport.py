@@ -44,8 +44,9 @@ class SyncTransport:
     """Sends requests with one pooled `requests.Session`."""
 
     def __init__(self) -> None:
-        self._session: requests.Session | None = None
-        self._session_for: Connection | None = None
+        # One session per connection settings: models copied with other
+        # settings may share this transport, and must not close each other's.
+        self._sessions: dict[Connection, requests.Session] = {}
         self._lock = threading.Lock()
         _fork.track(self)
 
@@ -53,23 +54,18 @@ class SyncTransport:
         """The session for `connection`: the user's own, or ours, pooled."""
         if connection.http_client is not None:
             return connection.http_client  # type: ignore[no-any-return]
-        session = self._session
-        if session is None or self._session_for is not connection:
+        session = self._sessions.get(connection)
+        if session is None:
             with self._lock:
-                session = self._session
-                if session is None or self._session_for is not connection:
-                    if session is not None:
-                        session.close()  # settings changed: a model copy's
-                    session = _new_session()
-                    self._session = session
-                    self._session_for = connection
+                session = self._sessions.get(connection)
+                if session is None:
+                    session = self._sessions[connection] = _new_session()
         return session
 
     def forget_inherited(self) -> list[Any]:
-        """In a forked child: drop the parent's session and lock (see `_fork`)."""
-        inherited = [self._session]
-        self._session = None
-        self._session_for = None
+        """In a forked child: drop the parent's sessions and lock (see `_fork`)."""
+        inherited = list(self._sessions.values())
+        self._sessions = {}
         self._lock = threading.Lock()
         return inherited
 
@@ -84,10 +80,10 @@ class SyncTransport:
     def close(self) -> None:
         """Close pooled connections; the transport reopens them if used again."""
         with self._lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
-                self._session_for = None
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in sessions:
+            session.close()
 
     def complete(self, request: Request) -> dict[str, Any]:
         """Send a non-streaming request; return the `chat.completion` dict."""

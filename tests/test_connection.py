@@ -208,6 +208,21 @@ def test_the_environment_is_read_once_on_the_first_call(
     assert call(model, "async") == "hi"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_copies_with_other_settings_keep_their_own_connections(
+    emulator: DfeHubEmulator, mode: str
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+    proxied = model.model_copy(update={"base_url": UNKNOWN_HOST})
+    proxied.proxy = origin(emulator)
+    for _ in range(2):
+        assert call(model, mode) == "hi"
+        assert call(proxied, mode) == "hi"
+    hosts = [r.headers["host"] for r in emulator.requests]
+    assert hosts[1::2] == ["dfehub.invalid"] * 2
+    assert "dfehub.invalid" not in hosts[0::2]
+
+
 # --- the user's own clients -----------------------------------------------------------
 
 
