@@ -86,7 +86,7 @@ class AsyncTransport:
         self._forget_closed_loops()
         client = httpx.AsyncClient(
             limits=_LIMITS,
-            verify=connection.ssl_context(),
+            verify=connection.ssl_context,
             proxy=connection.proxy,
             cookies=cookie_jar(),
             follow_redirects=False,

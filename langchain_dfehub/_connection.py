@@ -20,6 +20,7 @@ import os
 import ssl
 import urllib.request
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,11 +51,15 @@ class Connection:
     http_client: Any = field(default=None, repr=False)
     http_async_client: Any = field(default=None, repr=False)
 
+    @cached_property
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context for `httpx`, from the same settings `requests` gets.
 
         Built here rather than left to each library, so both check the same
-        certificates: `certifi`'s bundle by default, as `requests` does.
+        certificates: `certifi`'s bundle by default, as `requests` does. Built
+        once and shared by every client of these settings: loading a CA
+        bundle is the slow part of making a client, and each event loop
+        (each `asyncio.run`) makes one.
         """
         if self.verify is False:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
