@@ -155,7 +155,7 @@ def _excerpt(text: str, secret: str | None = None) -> str:
     The key is blanked before the text is cut, so a cut cannot leave part of
     it behind.
     """
-    text = scrub(_SPACE.sub(" ", text).strip(), secret)
+    text = _scrub(_SPACE.sub(" ", text).strip(), secret)
     if len(text) > _EXCERPT_CHARS:
         text = text[: _EXCERPT_CHARS - 1] + "…"
     return text
@@ -181,7 +181,7 @@ def server_message(body: bytes, *, secret: str | None = None) -> tuple[str, Any]
         parsed: Any = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         # Blanked before the scan limit too, which could otherwise cut the key.
-        return _excerpt(_page_text(scrub(text, secret)), secret), None
+        return _excerpt(_page_text(_scrub(text, secret)), secret), None
     if isinstance(parsed, dict):
         for key in ("detail", "error", "message"):
             value = parsed.get(key)
@@ -194,7 +194,7 @@ def server_message(body: bytes, *, secret: str | None = None) -> tuple[str, Any]
     return _excerpt(text, secret), parsed
 
 
-def scrub(text: str, secret: str | None) -> str:
+def _scrub(text: str, secret: str | None) -> str:
     """Blank out the key, should a server echo it in a message.
 
     Only the key as a whole token is blanked: not where its text is part of
@@ -284,7 +284,7 @@ def error_from_status(
         if isinstance(detail, str):
             # The DfeHub convention: the wait ends the `detail` text.
             return rate_limit_error(
-                scrub(detail, secret),
+                _scrub(detail, secret),
                 status_code=status,
                 retry_after_header=retry_after_header,
             )
@@ -308,7 +308,7 @@ def error_from_status(
         f"DfeHub returned HTTP {status} for {display_url(url)}:"
         f" {said or '(empty body)'}. {advice}"
     )
-    message = scrub(message, secret)
+    message = _scrub(message, secret)
     cls: type[DfeHubAPIError] = DfeHubAPIError
     if status in (401, 403):
         cls = DfeHubAuthenticationError

@@ -25,8 +25,8 @@ from langchain_dfehub._errors import (
     DfeHubProtocolError,
     DfeHubServerError,
     DfeHubTimeoutError,
+    _scrub,
     rate_limit_error,
-    scrub,
 )
 from langchain_dfehub._reply_shape import chunk_problem, completion_problem
 from langchain_dfehub._retry import RetryPolicy
@@ -209,10 +209,10 @@ def _error_for_event(
     excerpt, so a cut cannot leave part of it behind.
     """
     if isinstance(event, Throttle):
-        return rate_limit_error(scrub(event.detail, secret), status_code=None)
+        return rate_limit_error(_scrub(event.detail, secret), status_code=None)
     if isinstance(event, ServerError):
         return _in_band_error(event, secret)
-    line = scrub(event.line[: _LINE_EXCERPT * 4], secret)
+    line = _scrub(event.line[: _LINE_EXCERPT * 4], secret)
     if len(line) > _LINE_EXCERPT:
         line = line[:_LINE_EXCERPT] + "…"
     return DfeHubProtocolError(
@@ -226,7 +226,7 @@ def _in_band_error(event: ServerError, secret: str | None) -> DfeHubError:
     error = event.data.get("error")
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) else None
-    said = scrub(event.message, secret)
+    said = _scrub(event.message, secret)
     message = (
         f"The server reported an error inside the reply: {said!r}."
         " The request was not completed; check the server's logs or retry later."
@@ -239,7 +239,7 @@ def _in_band_error(event: ServerError, secret: str | None) -> DfeHubError:
 def _shape_error(problem: str, secret: str | None) -> DfeHubProtocolError:
     return DfeHubProtocolError(
         f"The server's reply does not follow the chat-completions format:"
-        f" {scrub(problem, secret)}. Check that base_url points to an"
+        f" {_scrub(problem, secret)}. Check that base_url points to an"
         " OpenAI-compatible /chat/completions endpoint."
     )
 
@@ -299,7 +299,7 @@ def read_json_reply(body: bytes, *, secret: str | None = None) -> dict[str, Any]
 
 
 def _not_json(text: str, secret: str | None) -> DfeHubProtocolError:
-    excerpt = scrub(text.strip()[: _LINE_EXCERPT * 4], secret)[:_LINE_EXCERPT]
+    excerpt = _scrub(text.strip()[: _LINE_EXCERPT * 4], secret)[:_LINE_EXCERPT]
     return DfeHubProtocolError(
         f"The server's reply is not JSON: {excerpt!r}. Check that base_url points"
         " to an OpenAI-compatible chat-completions API."

@@ -21,7 +21,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd
 
 from langchain_dfehub import ChatDfeHub, DfeHubError
-from langchain_dfehub._errors import scrub
+from langchain_dfehub._errors import _scrub as scrub
 from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus, Malformed
 
 SECRET = "sk-live-0123456789abcdef"
