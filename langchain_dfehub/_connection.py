@@ -51,6 +51,11 @@ class Connection:
     http_client: Any = field(default=None, repr=False)
     http_async_client: Any = field(default=None, repr=False)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Connection:
+        # Settings never change, and a TLS context cannot be copied: a
+        # deep-copied model shares them.
+        return self
+
     @cached_property
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context for `httpx`, from the same settings `requests` gets.
