@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import ssl
+import threading
 import urllib.request
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -50,11 +51,6 @@ class Connection:
     proxy: str | None = None
     http_client: Any = field(default=None, repr=False)
     http_async_client: Any = field(default=None, repr=False)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Connection:
-        # Settings never change, and a TLS context cannot be copied: a
-        # deep-copied model shares them.
-        return self
 
     @cached_property
     def ssl_context(self) -> ssl.SSLContext:
@@ -146,6 +142,56 @@ def _proxy_from_environment(url: str) -> str | None:
     if bypass(host, proxies):
         return None
     return proxy
+
+
+class ConnectionCache:
+    """A model's connection settings, built on its first call and kept.
+
+    Both transports read the one object it returns, so they agree, and the
+    environment is read once. Other field values (as a `model_copy` may
+    have) make new settings.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._connection = DEFAULT_CONNECTION
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        url: str,
+        *,
+        verify: bool | str,
+        cert: CertFiles | None,
+        proxy: str | None,
+        http_client: Any,
+        http_async_client: Any,
+    ) -> Connection:
+        """The settings for these field values, built if they are new."""
+        key = (url, verify, cert, proxy, id(http_client), id(http_async_client))
+        if key == self._key:
+            return self._connection
+        with self._lock:
+            if key != self._key:
+                self._connection = build_connection(
+                    url,
+                    verify=verify,
+                    cert=cert,
+                    proxy=proxy,
+                    http_client=http_client,
+                    http_async_client=http_async_client,
+                )
+                self._key = key
+            return self._connection
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionCache:
+        return ConnectionCache()  # a lock cannot be copied; rebuilt on use
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # the environment is read again where the model lands
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
 
 
 class NoCookies(http.cookiejar.DefaultCookiePolicy):

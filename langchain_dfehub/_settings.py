@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from pydantic import SecretStr
+
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
 
 
@@ -92,6 +94,19 @@ def split_credentials(url: str) -> tuple[str, str | None]:
     return bare, f"{unquote(user)}:{unquote(password)}"
 
 
-def basic_authorization(credentials: str) -> str:
-    """The `Authorization` value for `user:password` credentials."""
-    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+def authorization(
+    api_key: SecretStr | None, url_credentials: SecretStr | None
+) -> tuple[str | None, str | None]:
+    """The `Authorization` header value, and the secret to blank out of errors.
+
+    `api_key` wins over credentials taken from base_url: both would need the
+    one `Authorization` header.
+    """
+    if api_key is not None:
+        key = api_key.get_secret_value()
+        return f"Bearer {key}", key
+    if url_credentials is not None:
+        credentials = url_credentials.get_secret_value()
+        basic = base64.b64encode(credentials.encode()).decode("ascii")
+        return f"Basic {basic}", credentials.partition(":")[2] or None
+    return None, None

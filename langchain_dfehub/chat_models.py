@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from langchain_dfehub._connection import CertFiles, Connection, build_connection
+from langchain_dfehub._connection import CertFiles, ConnectionCache
 from langchain_dfehub._messages import (
     chunk_to_message,
     messages_to_dicts,
@@ -49,7 +49,7 @@ from langchain_dfehub._messages import (
 )
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._settings import (
-    basic_authorization,
+    authorization,
     check_client,
     check_files,
     check_headers,
@@ -86,7 +86,6 @@ _SAMPLING_FIELDS = (
 _USER_AGENT = f"langchain-dfehub/{__version__}"
 _STREAM_ACCEPT = "text/event-stream, application/json"
 _ASYNC_SETUP = threading.Lock()
-_CONNECTION_SETUP = threading.Lock()
 # Marks a pickled model whose credentials were left out (see `__getstate__`).
 _CREDENTIALS_LEFT_OUT = "__dfehub_credentials_left_out__"
 
@@ -223,7 +222,7 @@ class ChatDfeHub(BaseChatModel):
     _async_transport: AsyncTransport | None = None
     # `user:password` taken out of base_url; sent, never shown or pickled.
     _url_credentials: SecretStr | None = PrivateAttr(default=None)
-    _connection: tuple[tuple[Any, ...], Connection] | None = PrivateAttr(default=None)
+    _connections: ConnectionCache = PrivateAttr(default_factory=ConnectionCache)
 
     @field_validator("base_url")
     @classmethod
@@ -290,7 +289,7 @@ class ChatDfeHub(BaseChatModel):
             or private.get("_url_credentials") is not None
         )
         fields.update(api_key=None, http_client=None, http_async_client=None)
-        private.update(_url_credentials=None, _connection=None)
+        private["_url_credentials"] = None
         return {
             **state,
             "__dict__": fields,
@@ -417,10 +416,10 @@ class ChatDfeHub(BaseChatModel):
             self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
         )
         url = chat_completions_url(self.base_url)
-        authorization, secret = self._authorization()
+        header, secret = authorization(self.api_key, self._url_credentials)
         return Request(
             url=url,
-            headers=self._headers(stream, authorization),
+            headers=self._headers(stream, header),
             body=_json_body(body),
             stream=stream,
             connect_timeout=connect,
@@ -429,56 +428,16 @@ class ChatDfeHub(BaseChatModel):
             policy=RetryPolicy(
                 max_retries=self.max_retries, max_retry_wait=self.max_retry_wait
             ),
-            connection=self._connection_for(url),
+            connection=self._connections.get(
+                url,
+                verify=self.verify,
+                cert=self.cert,
+                proxy=self.proxy,
+                http_client=self.http_client,
+                http_async_client=self.http_async_client,
+            ),
             deadline=self.deadline,
         )
-
-    def _authorization(self) -> tuple[str | None, str | None]:
-        """The `Authorization` header value, and the secret in it.
-
-        `api_key` wins over credentials in base_url: both would need the
-        one `Authorization` header.
-        """
-        if self.api_key is not None:
-            key = self.api_key.get_secret_value()
-            return f"Bearer {key}", key
-        if self._url_credentials is not None:
-            credentials = self._url_credentials.get_secret_value()
-            password = credentials.partition(":")[2]
-            return basic_authorization(credentials), password or None
-        return None, None
-
-    def _connection_for(self, url: str) -> Connection:
-        """The connection settings, decided on the first call and kept.
-
-        Both transports read this one object, so they agree; the environment
-        is read here, once. Changed fields (as in a `model_copy`) make a new
-        one.
-        """
-        key = (
-            url,
-            self.verify,
-            self.cert,
-            self.proxy,
-            id(self.http_client),
-            id(self.http_async_client),
-        )
-        cached = self._connection
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        with _CONNECTION_SETUP:
-            cached = self._connection
-            if cached is None or cached[0] != key:
-                connection = build_connection(
-                    url,
-                    verify=self.verify,
-                    cert=self.cert,
-                    proxy=self.proxy,
-                    http_client=self.http_client,
-                    http_async_client=self.http_async_client,
-                )
-                cached = self._connection = (key, connection)
-        return cached[1]
 
     def _headers(self, stream: bool, authorization: str | None) -> dict[str, str]:
         headers = {
