@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import random
 import threading
@@ -39,9 +40,13 @@ logger = logging.getLogger("langchain_dfehub")
 _SAFETY = 0.9
 # A throttle while paced means the pace was too fast: slow down at least so.
 _DECREASE = 0.8
-# Every this many seconds without a throttle, a pace relaxes by `_INCREASE`;
-# once it has relaxed `_RELAXED_AFTER` times in a row, pacing stops.
+# Every this many seconds without a throttle (or ten of the service's last
+# waits, if longer: a window of minutes needs longer to show a pace holds), a
+# pace relaxes by `_INCREASE`; once it has relaxed `_RELAXED_AFTER` times in
+# a row, pacing stops. A throttle right after relaxing returns to the pace
+# that held.
 _RELAX_EVERY = 10.0
+_RELAX_WAITS = 10.0
 _INCREASE = 1.25
 _RELAXED_AFTER = 12
 # A throttle that names no wait (or a wait already over) closes the gate for
@@ -104,16 +109,19 @@ class ServiceGate:
         self.clock = clock
         self._lock = threading.Lock()
         self._closed_until = 0.0
-        self._closed_at = -1.0  # when the last throttle event closed the gate
+        self._closed_at = -math.inf  # when the last throttle event closed it
         self._epoch = 0  # advanced by every throttle event
         self._interval: float | None = None  # seconds between sends when paced
         self._next_slot = 0.0
         self._last_event = 0.0
         self._relaxations = 0
+        self._relax_every = _RELAX_EVERY
+        self._held_pace: float | None = None  # the pace before the last relaxing
         self._backoffs_in_row = 0
         self._episode_start = -1.0  # sends since then feed the next estimate
         self._learning = False  # a closing whose pace is learned at reopening
         self._pace_before: float | None = None
+        self._relaxed_too_far = False
         self._admitted_at: deque[float] = deque(maxlen=_HISTORY)
         self._sent = 0
         self._admitted = 0
@@ -173,7 +181,7 @@ class ServiceGate:
         """
         with self._lock:
             self._throttled += 1
-            new_event = ticket.sent_at >= self._closed_at
+            new_event = ticket.sent_at > self._closed_at
             if wait is None or wait <= 0:
                 if new_event:
                     self._backoffs_in_row += 1
@@ -183,10 +191,14 @@ class ServiceGate:
                 self._epoch += 1
                 self._closed_at = now
                 self._last_event = now
-                self._relaxations = 0
                 if not self._learning:
                     self._learning = True
                     self._pace_before = self.pace_locked()
+                    if self._relaxations:
+                        self._pace_before = self._held_pace
+                        self._relaxed_too_far = True
+                self._relaxations = 0
+                self._relax_every = max(_RELAX_EVERY, _RELAX_WAITS * wait)
             self._closed_until = max(self._closed_until, now + wait)
             self._next_slot = self._closed_until
             if new_event:
@@ -248,10 +260,13 @@ class ServiceGate:
             # Nothing was admitted since the last reopening: the pace, if
             # any, was too fast for what the service allows now.
             pace = None if old_pace is None else old_pace * _DECREASE
+        elif self._relaxed_too_far and old_pace is not None:
+            pace = old_pace  # it held until the pace was relaxed past it
         else:
             pace = rate * _SAFETY
             if old_pace is not None:
                 pace = min(pace, old_pace * _DECREASE)
+        self._relaxed_too_far = False
         self._interval = None if pace is None else 1.0 / pace
         self._episode_start = self._closed_until
         if pace is not None and pace != old_pace:
@@ -267,23 +282,24 @@ class ServiceGate:
         """Ease the pace once throttles have stopped (call with the lock held)."""
         if self._interval is None:
             return
-        steps = int((now - self._last_event) // _RELAX_EVERY) - self._relaxations
+        steps = int((now - self._last_event) // self._relax_every) - self._relaxations
         if steps <= 0:
             return
         self._relaxations += steps
+        self._held_pace = _INCREASE ** (steps - 1) / self._interval
         if self._relaxations >= _RELAXED_AFTER:
             self._interval = None
             logger.info(
                 "%s has not throttled for %g s; no longer pacing requests.",
                 self.name,
-                self._relaxations * _RELAX_EVERY,
+                self._relaxations * self._relax_every,
             )
             return
         self._interval /= _INCREASE**steps
         logger.info(
             "%s has not throttled for %g s; pacing relaxed to %.3g requests/s.",
             self.name,
-            self._relaxations * _RELAX_EVERY,
+            self._relaxations * self._relax_every,
             1.0 / self._interval,
         )
 
