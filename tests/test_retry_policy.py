@@ -148,7 +148,8 @@ def test_it_waits_as_long_as_retry_after_asks():
 
 def test_a_throttle_in_the_stream_is_waited_out_like_a_429():
     sleep = FakeSleep()
-    server = Server([rate_limit_error("Expected available in 0.75 seconds", status_code=None)])
+    in_stream = rate_limit_error("Expected available in 0.75 s", status_code=None)
+    server = Server([in_stream])
     assert run(policy(sleep), server) == "ok"
     assert sleep.waits == [0.75]
 
@@ -328,7 +329,12 @@ def test_each_call_gets_a_fresh_count_of_attempts():
 
 async def test_async_waits_as_long_as_the_server_asks():
     sleep = AsyncFakeSleep()
-    server = Server([throttled("Expected available in 3.512 seconds"), throttled("Expected available in 3 seconds")])
+    server = Server(
+        [
+            throttled("Expected available in 3.512 seconds"),
+            throttled("Expected available in 3 seconds"),
+        ]
+    )
     assert await arun(policy(sleep), server) == "ok"
     assert sleep.waits == pytest.approx([3.512, 3.0])
 
@@ -380,7 +386,8 @@ async def test_async_raises_an_error_not_worth_retrying_at_once(error):
 
 async def test_async_accepts_a_plain_sleep_function_too():
     sleep = FakeSleep()
-    assert await arun(policy(sleep), Server([throttled("Expected available in 2 seconds")])) == "ok"
+    server = Server([throttled("Expected available in 2 seconds")])
+    assert await arun(policy(sleep), server) == "ok"
     assert sleep.waits == [2.0]
 
 
