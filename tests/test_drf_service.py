@@ -4,8 +4,10 @@ The service's throttle text is DRF's `Throttled` exception and its decisions
 are `AnonRateThrottle`'s, so these tests run the client against a real DRF
 app under gunicorn (tests/drf_service), not our idea of one: its answers, its
 content negotiation (the 406 a stream used to get) and its 429s are DRF's.
-Rates like `3/min` provoke a throttle at once, without waiting; retries are
-off where a test needs to see the throttle itself.
+The throttle tests run against the emulator's rate mode too, which must
+answer exactly as the DRF app does. Rates like `3/min` provoke a throttle at
+once, without waiting; retries are off where a test needs to see the throttle
+itself.
 """
 
 from __future__ import annotations
@@ -14,26 +16,48 @@ import asyncio
 import os
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
 import requests
-from drf_service import DrfService, DrfServiceError, running_drf_service
+from drf_service import DrfService, DrfServiceError, ServerStats, running_drf_service
 
 from langchain_dfehub import ChatDfeHub, DfeHubRateLimitError
+from langchain_dfehub.testing import DfeHubEmulator
 
 PROMPT = "Hello from the real stack"
 MODES = ["sync", "async"]
 ServiceAt = Callable[[str], DrfService]
+ServerAt = Callable[[str], str]
 _WAIT = re.compile(r"Request was throttled\. Expected available in (\d+) seconds?\.")
 
 
+@pytest.fixture(params=["drf", "emulator"])
+def server_at(
+    request: pytest.FixtureRequest, drf_service: ServiceAt
+) -> Iterator[ServerAt]:
+    """Start a server throttling at a rate; return its base URL.
+
+    The DRF app, or the emulator in rate mode, which must answer alike.
+    """
+    with ExitStack() as stack:
+
+        def start(rate: str) -> str:
+            if request.param == "drf":
+                return drf_service(rate).base_url
+            emulator = DfeHubEmulator(throttle_rate=rate)
+            return stack.enter_context(emulator).base_url
+
+        yield start
+
+
 def chat_request(
-    service: DrfService, *, accept: str = "application/json", stream: bool = False
+    base_url: str, *, accept: str = "application/json", stream: bool = False
 ) -> requests.Response:
     body = {"messages": [{"role": "user", "content": PROMPT}], "stream": stream}
     return requests.post(
-        f"{service.base_url}/chat/completions",
+        f"{base_url}/chat/completions",
         json=body,
         headers={"Accept": accept},
         timeout=10,
@@ -56,11 +80,10 @@ def stream(model: ChatDfeHub, mode: str) -> list[str]:
     return asyncio.run(collect())
 
 
-def throttle_now(service: DrfService, allowed: int) -> requests.Response:
-    """Use up the `allowed` requests of the window; return the next, throttled."""
-    for _ in range(allowed):
-        assert chat_request(service).status_code == 200
-    return chat_request(service)
+def whole_seconds(detail: str) -> int:
+    match = _WAIT.fullmatch(detail)
+    assert match is not None, detail
+    return int(match.group(1))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -90,9 +113,9 @@ def test_drf_app_answers_406_to_a_stream_that_accepts_only_event_stream(
 ):
     service = drf_service("10/s")
 
-    refused = chat_request(service, accept="text/event-stream", stream=True)
+    refused = chat_request(service.base_url, accept="text/event-stream", stream=True)
     accepted = chat_request(
-        service, accept="text/event-stream, application/json", stream=True
+        service.base_url, accept="text/event-stream, application/json", stream=True
     )
 
     assert refused.status_code == 406
@@ -102,32 +125,42 @@ def test_drf_app_answers_406_to_a_stream_that_accepts_only_event_stream(
     assert accepted.text.endswith("data: [DONE]\n\n")
 
 
-def test_throttled_reply_is_drfs_text_with_a_matching_retry_after(
-    drf_service: ServiceAt,
+def test_a_burst_is_throttled_with_drfs_text_and_a_matching_retry_after(
+    server_at: ServerAt,
 ):
-    service = drf_service("3/min")
+    base_url = server_at("3/min")
 
-    throttled = throttle_now(service, allowed=3)
+    replies = [chat_request(base_url) for _ in range(5)]
 
-    assert throttled.status_code == 429
-    detail = throttled.json()["detail"]
-    match = _WAIT.fullmatch(detail)
-    assert match is not None, detail
-    seconds = int(match.group(1))
-    assert 0 < seconds <= 60
-    assert detail.endswith(f"{seconds} seconds.")
-    assert throttled.headers["Retry-After"] == str(seconds)
+    assert [reply.status_code for reply in replies] == [200, 200, 200, 429, 429]
+    for throttled in replies[3:]:
+        seconds = whole_seconds(throttled.json()["detail"])
+        assert 0 < seconds <= 60
+        assert throttled.headers["Retry-After"] == str(seconds)
+
+
+def test_the_drf_app_counts_what_it_throttled(drf_service: ServiceAt):
+    service = drf_service("2/min")
+
+    statuses = [chat_request(service.base_url).status_code for _ in range(5)]
+
+    assert statuses == [200, 200, 429, 429, 429]
     stats = service.stats()
-    assert (stats.requests, stats.throttled, stats.completed) == (4, 1, 3)
+    assert (stats.requests, stats.throttled, stats.completed) == (5, 3, 2)
+    service.reset_stats()
+    assert service.stats() == ServerStats(0, 0, 0)
+    assert chat_request(service.base_url).status_code == 429  # history kept
+    service.reset_throttle()
+    assert chat_request(service.base_url).status_code == 200
 
 
-def test_drf_says_1_second_in_the_singular(drf_service: ServiceAt):
-    service = drf_service("1/s")
+def test_drf_says_1_second_in_the_singular(server_at: ServerAt):
+    base_url = server_at("1/s")
 
     # Any request in the same second as the first is throttled; a slow
     # machine may need another try to land two in one second.
     for _ in range(10):
-        throttled = chat_request(service)
+        throttled = chat_request(base_url)
         if throttled.status_code == 429:
             break
     assert throttled.status_code == 429
@@ -140,10 +173,9 @@ def test_drf_says_1_second_in_the_singular(drf_service: ServiceAt):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
 def test_drf_throttle_raises_rate_limit_error_with_its_wait(
-    drf_service: ServiceAt, mode: str, streaming: bool
+    server_at: ServerAt, mode: str, streaming: bool
 ):
-    service = drf_service("3/min")
-    model = ChatDfeHub(base_url=service.base_url, max_retries=0)
+    model = ChatDfeHub(base_url=server_at("3/min"), max_retries=0)
     for _ in range(3):
         assert invoke(model, mode) == PROMPT
 
@@ -153,15 +185,12 @@ def test_drf_throttle_raises_rate_limit_error_with_its_wait(
     error = caught.value
     assert error.status_code == 429
     assert error.detail is not None
-    match = _WAIT.fullmatch(error.detail)
-    assert match is not None, error.detail
-    assert error.retry_after == int(match.group(1))
-    assert service.stats().throttled == 1
+    assert error.retry_after == whole_seconds(error.detail)
 
 
 def test_a_service_is_stopped_with_its_worker_when_the_block_ends():
     with running_drf_service("5/s") as service:
-        assert chat_request(service).status_code == 200
+        assert chat_request(service.base_url).status_code == 200
         group = service.pid
 
     with pytest.raises(ProcessLookupError):
