@@ -68,12 +68,19 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return application
 
 
+def _rate(text: str) -> str:
+    try:
+        return check_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tests.drf_service",
         description="A DRF chat-completions app behind AnonRateThrottle.",
     )
-    parser.add_argument("--rate", type=check_rate, default="10/s", help="e.g. 3/min")
+    parser.add_argument("--rate", type=_rate, default="10/s", help="e.g. 3/min")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--threads", type=int, default=64)
