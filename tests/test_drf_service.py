@@ -205,6 +205,17 @@ def test_a_service_that_cannot_start_in_time_is_stopped_and_says_so():
         pytest.fail("the service cannot have started")
 
 
+def test_a_service_that_fails_to_start_shows_what_it_said():
+    with (
+        pytest.raises(
+            DrfServiceError, match=r"exited before printing its URL"
+        ) as caught,
+        running_drf_service("5/s", threads=-1),
+    ):
+        pytest.fail("gunicorn cannot have started with -1 threads")
+    assert "-1" in str(caught.value).split("Its stderr:")[1]  # gunicorn's complaint
+
+
 def test_a_rate_drf_cannot_read_is_refused_before_starting():
     with pytest.raises(ValueError, match="N/period"), running_drf_service("10/x"):
         pytest.fail("no service for a bad rate")
