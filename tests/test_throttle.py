@@ -51,17 +51,18 @@ def test_wait_from_detail_without_a_number_is_none(detail):
     assert wait_from_detail(detail) is None
 
 
-def test_wait_from_detail_takes_the_last_number():
+def test_wait_from_detail_reads_the_wait_phrase_not_other_numbers():
     detail = "Limit 3 per 60 s for gpt-3.5-turbo. Expected available in 7.25 seconds."
     assert wait_from_detail(detail) == 7.25
 
 
-def test_wait_from_detail_is_never_negative():
-    assert wait_from_detail("Expected available in -4 seconds.") == 4.0
+def test_a_wait_in_the_past_is_read_as_negative_for_the_gate_to_floor():
+    assert wait_from_detail("Expected available in -4 seconds.") == -4.0
 
 
 def test_wait_from_detail_of_an_absurdly_long_number_is_infinite_not_a_crash():
-    assert wait_from_detail("in " + "9" * 400 + " seconds") == float("inf")
+    detail = "Expected available in " + "9" * 400 + " seconds"
+    assert wait_from_detail(detail) == float("inf")
 
 
 # --- The `Retry-After` header ---
