@@ -61,7 +61,9 @@ class BurstResult:
 
     def meets_targets(self) -> bool:
         """Every call done, few requests, close to the ideal time."""
-        limit = COLD_REQUESTS_PER_CALL if self.phase == "cold" else WARM_REQUESTS_PER_CALL
+        limit = (
+            COLD_REQUESTS_PER_CALL if self.phase == "cold" else WARM_REQUESTS_PER_CALL
+        )
         return (
             self.completed == self.calls
             and self.requests_per_call <= limit
@@ -78,6 +80,11 @@ def _batch(model: BaseChatModel, prompts: list[str]) -> list[Any]:
     return list(model.batch(prompts, config=config, return_exceptions=True))
 
 
+# Both phases of the async burst run on one event loop, as one program would:
+# ChatOpenAI's async client is bound to the loop it first ran on.
+_LOOP = asyncio.new_event_loop()
+
+
 def _astreams(model: BaseChatModel, prompts: list[str]) -> list[Any]:
     async def one(prompt: str) -> str:
         return "".join([str(chunk.content) async for chunk in model.astream(prompt)])
@@ -87,7 +94,7 @@ def _astreams(model: BaseChatModel, prompts: list[str]) -> list[Any]:
             await asyncio.gather(*(one(p) for p in prompts), return_exceptions=True)
         )
 
-    return asyncio.run(all_of_them())
+    return _LOOP.run_until_complete(all_of_them())
 
 
 _RUNS: dict[str, tuple[int, Callable[[BaseChatModel, list[str]], list[Any]]]] = {
@@ -171,5 +178,7 @@ def burst_table(results: list[BurstResult]) -> str:
     ]
     for r in results:
         if r.first_error and r.contender in (DFEHUB, OPENAI):
-            notes.append(f"- {r.contender} {r.phase} {r.kind}, first error: {r.first_error}")
+            notes.append(
+                f"- {r.contender} {r.phase} {r.kind}, first error: {r.first_error}"
+            )
     return "\n".join(lines + notes)
