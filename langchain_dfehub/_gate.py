@@ -355,12 +355,16 @@ def gate_for(url: str, secret: str | None, name: str) -> ServiceGate:
     return gate
 
 
-def _forget_gates_in_child() -> None:
-    """A forked child starts with fresh gates (and locks no thread holds)."""
+def forget_gates() -> None:
+    """Drop every gate: the next call to each service starts unthrottled.
+
+    For a test that restarts or resets the server behind a URL; a forked
+    child does it too, so it never shares its parent's gates or locks.
+    """
     global _registry_lock
     _gates.clear()
     _registry_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_gates_in_child)
+    os.register_at_fork(after_in_child=forget_gates)

@@ -175,7 +175,7 @@ def test_drf_says_1_second_in_the_singular(server_at: ServerAt):
 def test_drf_throttle_raises_rate_limit_error_with_its_wait(
     server_at: ServerAt, mode: str, streaming: bool
 ):
-    model = ChatDfeHub(base_url=server_at("3/min"), max_retries=0)
+    model = ChatDfeHub(base_url=server_at("3/min"), throttle_budget=0)
     for _ in range(3):
         assert invoke(model, mode) == PROMPT
 
