@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from ._faults import (
     fault_from_json,
     throttle_body,
 )
+from ._flavours import Flavour, flavour_named
 from ._http import (
     LAST_CHUNK,
     MAX_HEAD_BYTES,
@@ -51,7 +52,7 @@ from ._render import (
     render_completion,
     render_stream,
 )
-from ._replies import compose_reply
+from ._replies import compose_reply, with_reasoning
 
 logger = logging.getLogger("langchain_dfehub.testing")
 
@@ -91,6 +92,10 @@ class _Options:
     throttle_as: ThrottleForm
     latency: float
     chunk_delay: float
+    flavour: Flavour
+    reasoning: bool = False
+    context_size: int | None = None
+    models: frozenset[str] | None = None
 
 
 class _State:
@@ -407,19 +412,39 @@ class _Service:
             )
             await exchange.send(400, error_body(message))
             return
+        options = self._state.options
+        flavour = options.flavour
         try:
             chat = parse_chat_request(body)
         except InvalidRequest as exc:
-            await exchange.send(400, error_body(exc.message, exc.param))
+            error = flavour.error(400, exc.message, param=exc.param)
+            await exchange.send(400, json.dumps(error).encode())
             return
-        fault = self._state.next_fault()
+        if options.models is not None and chat.model not in options.models:
+            unknown = flavour.unknown_model_error(chat.model)
+            if unknown is not None:
+                await exchange.send(unknown[0], json.dumps(unknown[1]).encode())
+                return
+        if chat.forced_tool is not None and not flavour.honours_forced_tool:
+            chat = replace(chat, tool_choice="auto", forced_tool=None)
         reply = compose_reply(chat)
-        identity = self._state.next_identity(chat.model)
+        context = options.context_size
+        if context is not None and reply.prompt_tokens > context:
+            error = flavour.overflow_error(reply.prompt_tokens, context)
+            await exchange.send(400, json.dumps(error).encode())
+            return
+        if options.reasoning and flavour.reasoning_field:
+            reply = with_reasoning(reply)
+        fault = self._state.next_fault()
+        identity = self._state.next_identity(flavour.model_alias or chat.model)
         if chat.stream:
-            events = render_stream(reply, identity, include_usage=chat.include_usage)
+            events = render_stream(
+                reply, identity, include_usage=chat.include_usage, flavour=flavour
+            )
             await self._stream(exchange, events, fault)
         else:
-            await self._complete(exchange, render_completion(reply, identity), fault)
+            body = render_completion(reply, identity, flavour)
+            await self._complete(exchange, body, fault)
 
     async def _complete(
         self, exchange: _Exchange, body: bytes, fault: Fault | None
@@ -583,6 +608,15 @@ class DfeHubEmulator:
         throttle_as: Throttle with an HTTP 429 ("status") or inside the stream.
         latency: Seconds before each API response starts.
         chunk_delay: Seconds between streamed chunks.
+        flavour: Which server's habits to copy: "openai" (the default),
+            "llama.cpp", "vllm" or "deepseek" (see the README).
+        reasoning: Whether a flavour with a reasoning field sends thinking
+            before each answer (a reasoning model, or llama.cpp started with
+            `--reasoning-format deepseek`).
+        context_size: Prompts of more tokens (the emulator's count) get the
+            flavour's context-overflow error; None: no limit.
+        models: The models served; a request for another gets the flavour's
+            unknown-model error (llama.cpp never checks). None: any model.
     """
 
     def __init__(
@@ -596,6 +630,10 @@ class DfeHubEmulator:
         throttle_as: Literal["status", "stream"] = "status",
         latency: float = 0.0,
         chunk_delay: float = 0.0,
+        flavour: str = "openai",
+        reasoning: bool = False,
+        context_size: int | None = None,
+        models: Iterable[str] | None = None,
     ) -> None:
         if isinstance(throttle_every, bool) or not isinstance(throttle_every, int):
             msg = f"throttle_every must be an int, got {throttle_every!r}"
@@ -606,6 +644,7 @@ class DfeHubEmulator:
         Throttle(throttle_wait, throttle_as)  # checks both
         _check_number("latency", latency)
         _check_number("chunk_delay", chunk_delay)
+        _check_number("context_size", context_size, optional=True)
         self._host = host
         self._port = port
         self._state = _State(
@@ -616,6 +655,10 @@ class DfeHubEmulator:
                 throttle_as,
                 latency,
                 chunk_delay,
+                flavour_named(flavour),
+                bool(reasoning),
+                context_size,
+                None if models is None else frozenset(models),
             )
         )
         self._thread: threading.Thread | None = None
