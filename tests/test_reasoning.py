@@ -64,7 +64,9 @@ def test_streamed_thinking_merges_into_one_reasoning_block(flavour, mode):
     chunks: list[AIMessageChunk] = []
     with DfeHubEmulator(flavour=flavour, reasoning=True) as emulator:
         stream(ChatDfeHub(base_url=emulator.base_url), mode, chunks)
-    pieces = [c.additional_kwargs["reasoning_content"] for c in chunks if c.additional_kwargs]
+    pieces = [
+        c.additional_kwargs["reasoning_content"] for c in chunks if c.additional_kwargs
+    ]
     assert len(pieces) > 1  # it really came in pieces
     whole = merged(chunks)
     assert whole.additional_kwargs["reasoning_content"] == THINKING
