@@ -32,6 +32,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.content import is_data_content_block
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 
+from langchain_dfehub import _content_blocks  # noqa: F401  (registers our blocks)
 from langchain_dfehub._reasoning import (
     REASONING_KEY,
     reasoning_for_history,
@@ -305,9 +306,19 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
     finish_reason = choice.get("finish_reason")
     raw_calls = delta.get("tool_calls")
     reasoning = reasoning_text(delta)
-    additional = {REASONING_KEY: reasoning} if reasoning is not None else {}
     if not raw_calls and finish_reason is None and not usage:
-        return AIMessageChunk(content=content, additional_kwargs=additional), None
+        if reasoning is None:
+            return AIMessageChunk(content=content), None
+        return (
+            AIMessageChunk(
+                content=content,
+                additional_kwargs={REASONING_KEY: reasoning},
+                # Names the translator that keeps reasoning blocks apart.
+                response_metadata={"model_provider": PROVIDER},
+            ),
+            None,
+        )
+    additional = {REASONING_KEY: reasoning} if reasoning is not None else {}
     calls: list[ToolCallChunk] = []
     for raw in raw_calls or ():
         function = raw.get("function") or {}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.tools import tool
 
 from langchain_dfehub import ChatDfeHub, DfeHubConnectionError
 from langchain_dfehub.testing import DfeHubEmulator, Drop, Stall
@@ -138,6 +139,37 @@ def test_a_failure_after_thinking_was_delivered_is_not_retried(flavour, mode):
     assert not caught.value.retryable
     assert not caught.value.is_retryable
     assert caught.value.received_chars == len("Let me ")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_streamed_thinking_and_a_tool_call_stay_two_blocks_in_v1_output(mode):
+    # Both start at block index 0 on the wire (the first thinking piece, the
+    # first tool call); merged into one block, the tool call would be lost.
+    chunks: list[AIMessageChunk] = []
+    with DfeHubEmulator(flavour="vllm", reasoning=True) as emulator:
+        model = ChatDfeHub(base_url=emulator.base_url, output_version="v1")
+
+        @tool
+        def get_weather(city: str) -> str:
+            """Return the weather in a city."""
+            return "sunny"
+
+        bound = model.bind_tools([get_weather])
+        prompt = 'What is the weather in "Oslo"?'
+        if mode == "sync":
+            chunks.extend(bound.stream(prompt))
+        else:
+
+            async def consume() -> None:
+                async for chunk in bound.astream(prompt):
+                    chunks.append(chunk)
+
+            asyncio.run(consume())
+    whole = merged(chunks)
+    assert [b["type"] for b in whole.content] == ["reasoning", "tool_call"]
+    assert whole.content[0]["reasoning"] == "Let me think. I will call get_weather."
+    assert whole.content[1]["args"] == {"city": "Oslo"}
+    assert whole.tool_calls[0]["args"] == {"city": "Oslo"}
 
 
 # --- what goes back in the history ---
