@@ -383,9 +383,11 @@ def error_from_status(
     kind = kind_of(status, parsed, said)
     cls = _status_class(status, kind)
     advice = _KIND_ADVICE.get(kind, advice)
+    said_text = said or "(empty body)"
+    stop = "" if said_text.endswith((".", "!", "?")) else "."
     message = (
         f"{server_name(url)} returned HTTP {status} for {display_url(url)}:"
-        f" {said or '(empty body)'}. {advice}"
+        f" {said_text}{stop} {advice}"
     )
     message = _scrub(message, secret)
     # A 503 may say when to come back; the retry policy honours it like a

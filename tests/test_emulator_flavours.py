@@ -273,3 +273,17 @@ def test_the_cli_refuses_an_unknown_flavour(capsys: pytest.CaptureFixture[str]):
         cli.main(["--flavour", "ollama"])
     assert exit_info.value.code == 2
     assert "--flavour" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("served", "names"),
+    [
+        ({}, ["gpt-3.5-turbo"]),
+        ({"models": ["b", "a"]}, ["a", "b"]),
+        ({"flavour": "llama.cpp", "models": ["a"]}, [LLAMA_CPP_ALIAS]),
+    ],
+    indirect=["served"],
+)
+def test_the_models_route_lists_what_the_server_serves(served, names):
+    listed = served.get("/models").json()["data"]
+    assert [model["id"] for model in listed] == names

@@ -390,15 +390,20 @@ class _Service:
         return error_body("Incorrect API key provided.", code="invalid_api_key")
 
     async def _models(self, exchange: _Exchange) -> None:
+        options = self._state.options
+        names = [options.flavour.model_alias or DEFAULT_MODEL]
+        if options.models and not options.flavour.model_alias:
+            names = sorted(options.models)
         models = {
             "object": "list",
             "data": [
                 {
-                    "id": DEFAULT_MODEL,
+                    "id": name,
                     "object": "model",
                     "created": _MODEL_CREATED,
                     "owned_by": "dfehub",
                 }
+                for name in names
             ],
         }
         await exchange.send(200, json.dumps(models).encode())
