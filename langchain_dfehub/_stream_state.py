@@ -25,16 +25,16 @@ from langchain_dfehub._errors import (
     DfeHubNotFoundError,
     DfeHubProtocolError,
     DfeHubServerError,
-    rate_limit_error,
+    detail_error,
 )
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._sse import (
     Chunk,
+    Detail,
     Done,
     Malformed,
     ServerError,
     SSEDecoder,
-    Throttle,
     classify_object,
 )
 from langchain_dfehub._urls import server_name
@@ -181,10 +181,10 @@ def _text_length(delta: Mapping[str, Any]) -> int:
 
 
 def _error_for_event(
-    event: Throttle | ServerError | Malformed, url: str | None = None
+    event: Detail | ServerError | Malformed, url: str | None = None
 ) -> DfeHubError:
-    if isinstance(event, Throttle):
-        return rate_limit_error(event.detail, status_code=None, url=url)
+    if isinstance(event, Detail):
+        return detail_error(event.detail, status_code=None, url=url)
     if isinstance(event, ServerError):
         return _in_band_error(event, url)
     line = event.line

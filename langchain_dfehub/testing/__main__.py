@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from ._flavours import FLAVOURS
+from ._rate import Rate
 from ._server import DfeHubEmulator
 
 
@@ -31,6 +32,14 @@ def _seconds(text: str) -> float:
 def _wait(text: str) -> float | None:
     """The throttle wait: as written ("3" stays "3"), or "none" for no number."""
     return None if text.lower() == "none" else _seconds(text)
+
+
+def _rate(text: str) -> str:
+    try:
+        Rate.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _count(text: str) -> int:
@@ -71,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         metavar="S",
         help="the wait written into the throttle text, or 'none' (default: 1.0)",
+    )
+    parser.add_argument(
+        "--throttle-rate",
+        type=_rate,
+        default=None,
+        metavar="N/PERIOD",
+        help="throttle like Django REST Framework at this rate per client, "
+        "e.g. 10/s or 3/min (default: off)",
     )
     parser.add_argument(
         "--throttle-as",
@@ -150,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reasoning=options.reasoning,
         context_size=options.context_size,
         models=options.models,
+        throttle_rate=options.throttle_rate,
     )
     with emulator:
         print(emulator.base_url, flush=True)

@@ -45,6 +45,7 @@ from ._http import (
     read_request,
     response_head,
 )
+from ._rate import Rate, RateWindow, client_ident, rate_throttle
 from ._render import (
     DONE_EVENT,
     Identity,
@@ -96,6 +97,7 @@ class _Options:
     reasoning: bool = False
     context_size: int | None = None
     models: frozenset[str] | None = None
+    throttle_rate: Rate | None = None
 
 
 class _State:
@@ -108,6 +110,8 @@ class _State:
         self._recorded: list[RecordedRequest] = []
         self._chat_count = 0
         self._sequence = 0
+        rate = options.throttle_rate
+        self._window = RateWindow(rate) if rate is not None else None
 
     def add_faults(self, faults: Iterable[Fault]) -> None:
         with self._lock:
@@ -118,6 +122,8 @@ class _State:
             self._faults.clear()
             self._recorded.clear()
             self._chat_count = 0
+            if self._window is not None:
+                self._window.clear()
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -127,13 +133,16 @@ class _State:
         with self._lock:
             return list(self._recorded)
 
-    def next_fault(self) -> Fault | None:
+    def next_fault(self, client: str = "") -> Fault | None:
         """The fault for the next valid chat request: queued, else throttle mode."""
         options = self.options
         with self._lock:
             self._chat_count += 1
             if self._faults:
                 return self._faults.popleft()
+            if self._window is not None:
+                decision = self._window.check(client, time.monotonic())
+                return rate_throttle(decision, options.throttle_as)
             every = options.throttle_every
             if every and self._chat_count % every == 0:
                 return Throttle(options.throttle_wait, options.throttle_as)
@@ -440,7 +449,8 @@ class _Service:
             return
         if options.reasoning and flavour.reasoning_field:
             reply = with_reasoning(reply)
-        fault = self._state.next_fault()
+        peer = exchange.writer.get_extra_info("peername")
+        fault = self._state.next_fault(client_ident(request.headers, peer))
         identity = self._state.next_identity(flavour.model_alias or chat.model)
         if chat.stream:
             events = render_stream(
@@ -622,6 +632,9 @@ class DfeHubEmulator:
             flavour's context-overflow error; None: no limit.
         models: The models served; a request for another gets the flavour's
             unknown-model error (llama.cpp never checks). None: any model.
+        throttle_rate: Throttle like Django REST Framework's `AnonRateThrottle`
+            at this rate per client (`"10/s"`, `"3/min"`); None: off. Not
+            together with `throttle_every`.
     """
 
     def __init__(
@@ -639,6 +652,7 @@ class DfeHubEmulator:
         reasoning: bool = False,
         context_size: int | None = None,
         models: Iterable[str] | None = None,
+        throttle_rate: str | None = None,
     ) -> None:
         if isinstance(throttle_every, bool) or not isinstance(throttle_every, int):
             msg = f"throttle_every must be an int, got {throttle_every!r}"
@@ -647,6 +661,10 @@ class DfeHubEmulator:
             msg = "throttle_every must be >= 0"
             raise ValueError(msg)
         Throttle(throttle_wait, throttle_as)  # checks both
+        rate = None if throttle_rate is None else Rate.parse(throttle_rate)
+        if rate is not None and throttle_every:
+            msg = "throttle_every and throttle_rate are two throttle modes; set one"
+            raise ValueError(msg)
         _check_number("latency", latency)
         _check_number("chunk_delay", chunk_delay)
         _check_number("context_size", context_size, optional=True)
@@ -660,10 +678,11 @@ class DfeHubEmulator:
                 throttle_as,
                 latency,
                 chunk_delay,
-                flavour_named(flavour),
-                bool(reasoning),
-                context_size,
-                None if models is None else frozenset(models),
+                flavour=flavour_named(flavour),
+                reasoning=bool(reasoning),
+                context_size=context_size,
+                models=None if models is None else frozenset(models),
+                throttle_rate=rate,
             )
         )
         self._thread: threading.Thread | None = None
@@ -701,7 +720,7 @@ class DfeHubEmulator:
         self._state.add_faults(faults)
 
     def reset(self) -> None:
-        """Forget queued faults, recorded requests and the throttle count."""
+        """Forget queued faults, recorded requests and what the throttle counted."""
         self._state.reset()
 
     def start(self) -> DfeHubEmulator:
