@@ -230,3 +230,30 @@ def test_a_thinking_answer_goes_back_as_received_in_a_conversation(mode):
         invoke(model, mode, [HumanMessage(PROMPT), first, HumanMessage("again")])
         sent = emulator.requests[1].body["messages"][1]
     assert sent["reasoning_content"] == THINKING
+
+
+# --- reading the two wire names ---
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"content": "4", "reasoning_content": "2 + 2"}, "2 + 2"),
+        ({"content": "4", "reasoning": "2 + 2"}, "2 + 2"),
+        # A server in transition sends both with the same text: kept once.
+        ({"content": "4", "reasoning_content": "2 + 2", "reasoning": "2 + 2"}, "2 + 2"),
+        # OpenRouter's structured details are not text.
+        ({"content": "4", "reasoning": None, "reasoning_details": [{}]}, None),
+    ],
+    ids=["reasoning_content", "reasoning", "both", "none"],
+)
+def test_both_wire_names_are_read_into_one_place(message, expected):
+    from langchain_dfehub._messages import chunk_to_message, response_to_message
+
+    whole = response_to_message(
+        {"choices": [{"message": {"role": "assistant", **message}}]}
+    )
+    piece, _ = chunk_to_message({"choices": [{"delta": message}]})
+    for result in (whole, piece):
+        assert result.additional_kwargs.get("reasoning_content") == expected
+        assert result.content == "4"
