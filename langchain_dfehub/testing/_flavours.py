@@ -108,7 +108,9 @@ class Flavour:
     cache_usage: bool = False
     """Whether usage has DeepSeek's `prompt_cache_hit/miss_tokens`."""
     overflow: Overflow | None = None
+    """How a prompt over `context_size` is refused; None: as OpenAI does."""
     unknown_model: UnknownModel | None = None
+    """How an unknown model is refused; None: the server never checks."""
 
     def error(
         self,
@@ -123,8 +125,7 @@ class Flavour:
 
     def overflow_error(self, prompt_tokens: int, context: int) -> dict[str, Any]:
         """The 400 body for a prompt of `prompt_tokens` over `context`."""
-        overflow = self.overflow or FLAVOURS["openai"].overflow
-        assert overflow is not None
+        overflow = self.overflow or _OPENAI_OVERFLOW
         message = overflow.message.format(prompt=prompt_tokens, context=context)
         body = self.error(400, message, overflow.type, "messages", overflow.code)
         if overflow.extra:
@@ -184,24 +185,19 @@ def timings(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
     }
 
 
-_VLLM_OVERFLOW = Overflow(
-    "This model's maximum context length is {context} tokens. However, you"
-    " requested {prompt} tokens in the messages. Please reduce the length of the"
+_OPENAI_OVERFLOW = Overflow(
+    "This model's maximum context length is {context} tokens. However, your"
+    " messages resulted in {prompt} tokens. Please reduce the length of the"
     " messages.",
-    "BadRequestError",
+    "invalid_request_error",
+    "context_length_exceeded",
 )
 
 FLAVOURS: Mapping[str, Flavour] = {
     "openai": Flavour(
         name="openai",
         error_shape=_openai_error,
-        overflow=Overflow(
-            "This model's maximum context length is {context} tokens. However,"
-            " your messages resulted in {prompt} tokens. Please reduce the length"
-            " of the messages.",
-            "invalid_request_error",
-            "context_length_exceeded",
-        ),
+        overflow=_OPENAI_OVERFLOW,
         unknown_model=UnknownModel(
             404,
             "The model `{model}` does not exist or you do not have access to it.",
@@ -228,7 +224,12 @@ FLAVOURS: Mapping[str, Flavour] = {
         error_shape=_vllm_error,
         reasoning_field="reasoning",
         usage_details=False,
-        overflow=_VLLM_OVERFLOW,
+        overflow=Overflow(
+            "This model's maximum context length is {context} tokens. However, you"
+            " requested {prompt} tokens in the messages. Please reduce the length"
+            " of the messages.",
+            "BadRequestError",
+        ),
         unknown_model=UnknownModel(404, "The model `{model}` does not exist."),
     ),
     "deepseek": Flavour(
