@@ -51,9 +51,12 @@ _OVERFLOW_WORDS = re.compile(
     re.IGNORECASE,
 )
 _NOT_FOUND_CODES = frozenset({"model_not_found"})
+# "The model `x` does not exist", 'model "x" not found', "Model Not Exist":
+# the model's name, if any, right after the word, so that "the model called a
+# tool that was not found" is not read as an unknown model.
 _NOT_FOUND_WORDS = re.compile(
-    r"\bmodel\b[^.]{0,120}?\b(?:does not exist|not found|not exist)"
-    r"|\bmodel not exist",
+    r"\bmodel\s+(?:[`'\"][^`'\"]{0,200}[`'\"]\s+|[\w./:-]+\s+)?"
+    r"(?:does not exist|is not found|not found|not exist)",
     re.IGNORECASE,
 )
 # Statuses a context overflow or an unknown model is reported with.

@@ -226,6 +226,12 @@ def test_a_server_failure_mentioning_the_context_stays_a_server_error():
     assert type(error) is DfeHubServerError
 
 
+def test_a_message_about_something_else_not_found_is_no_unknown_model():
+    payload = body({"error": {"message": "The model called a tool that was not found"}})
+    error = error_from_status(400, {}, payload, url="http://127.0.0.1:8080/v1")
+    assert type(error) is DfeHubInvalidRequestError
+
+
 def test_an_ordinary_bad_request_is_an_invalid_request_error():
     payload = body({"error": {"message": "temperature must be at most 2"}})
     error = error_from_status(400, {}, payload, url="http://127.0.0.1:8080/v1")
