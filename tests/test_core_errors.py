@@ -4,8 +4,8 @@ LangChain's agent middleware decides on `langchain_core.exceptions` types and
 `is_retryable`; these tests check the mapping, the servers' wordings that
 lead to `ContextOverflowError` and `ModelNotFoundError` (against the
 emulator's flavours, sync and async), that messages name the server by its
-host, and that LangChain's own retry middleware, run in a real agent, leaves
-a 401 or a 400 alone.
+host, and, in real agents, that LangChain's retry middleware leaves a 401 or
+a 400 alone and its summarisation middleware shortens an overflowing summary.
 """
 
 from __future__ import annotations
@@ -355,3 +355,49 @@ def test_langchains_retry_middleware_retries_a_server_failure(mode):
         result = _run(_agent(emulator), mode)
         assert len(emulator.requests) == 3
     assert result["messages"][-1].content == "hello"
+
+
+# --- LangChain's summarisation middleware, on a context overflow ---
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("flavour", ["llama.cpp", "vllm"])
+def test_langchains_summarisation_middleware_shortens_an_overflowing_summary(
+    flavour, mode
+):
+    # The summary prompt is over the summary server's context: the middleware
+    # recognises ContextOverflowError and tries once more with the middle of
+    # the history cut out, which fits.
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import SummarizationMiddleware
+
+    history = []
+    for turn in range(6):
+        history.append(("user", f"question {turn} " + "word " * 60))
+        history.append(("assistant", f"answer {turn} " + "word " * 60))
+    history.append(("user", "and now?"))
+    with (
+        DfeHubEmulator() as main,
+        DfeHubEmulator(flavour=flavour, context_size=500) as summariser,
+    ):
+        summarise = SummarizationMiddleware(
+            ChatDfeHub(base_url=summariser.base_url, max_retries=0),
+            trigger=("messages", 6),
+            keep=("messages", 2),
+            summary_prompt="Summarise: {messages}",
+        )
+        agent = create_agent(
+            ChatDfeHub(base_url=main.base_url), tools=[], middleware=[summarise]
+        )
+        state = {"messages": history}
+        if mode == "sync":
+            result = agent.invoke(state)
+        else:
+            result = asyncio.run(agent.ainvoke(state))
+        sent = [
+            request.body["messages"][0]["content"] for request in summariser.requests
+        ]
+    assert len(sent) == 2, "the overflow, then the shortened prompt"
+    assert "[... middle of conversation omitted ...]" in sent[1]
+    assert len(sent[1]) < len(sent[0])
+    assert result["messages"][-1].content == "and now?"
