@@ -8,7 +8,7 @@ Each class is also the matching `langchain_core.exceptions` type (`ModelError`
 and its subclasses), so LangChain's agent middleware, which decides on those
 types, treats our errors as it treats any provider's: its retry middleware
 reads `is_retryable`, its summarisation middleware reacts to
-`ContextOverflowError`.
+`ContextOverflowError` (by shortening the summary it asked for).
 """
 
 from __future__ import annotations
