@@ -40,13 +40,13 @@ logger = logging.getLogger("langchain_dfehub")
 _SAFETY = 0.9
 # A throttle while paced means the pace was too fast: slow down at least so.
 _DECREASE = 0.8
-# Every this many seconds without a throttle (or ten of the service's last
+# Every this many seconds without a throttle (or thirty of the service's last
 # waits, if longer: a window of minutes needs longer to show a pace holds), a
 # pace relaxes by `_INCREASE`; once it has relaxed `_RELAXED_AFTER` times in
 # a row, pacing stops. A throttle right after relaxing returns to the pace
 # that held.
-_RELAX_EVERY = 10.0
-_RELAX_WAITS = 10.0
+_RELAX_EVERY = 30.0
+_RELAX_WAITS = 30.0
 _INCREASE = 1.25
 _RELAXED_AFTER = 12
 # A throttle that names no wait (or a wait already over) closes the gate for
@@ -199,7 +199,12 @@ class ServiceGate:
                         self._relaxed_too_far = True
                 self._relaxations = 0
                 self._relax_every = max(_RELAX_EVERY, _RELAX_WAITS * wait)
-            self._closed_until = max(self._closed_until, now + wait)
+            if new_event:
+                self._closed_until = now + wait
+            else:
+                # Every answer's wait is an upper bound of the same moment
+                # (rounded up, and late by the trip back): the earliest holds.
+                self._closed_until = min(self._closed_until, now + wait)
             self._next_slot = self._closed_until
             if new_event:
                 logger.warning(
@@ -237,8 +242,12 @@ class ServiceGate:
         full, asks to wait until its oldest send leaves the window. So if the
         k-th most recent admitted send left at `s_k` and the window frees at
         `reopens_at`, k sends fit in `reopens_at - s_k` seconds. The largest
-        such rate is the estimate: for a burst it is N / P exactly; for paced
-        sends it is the pace that proved too fast.
+        such rate is the estimate: for a burst it is N / P; for paced sends it
+        is the pace that proved too fast.
+
+        DRF rounds its wait up to whole seconds, and the answer takes time to
+        come back, so `reopens_at` is late by up to a second or so: a span
+        just above one of DRF's periods is read as that period.
         """
         best: float | None = None
         count = 0
@@ -246,7 +255,7 @@ class ServiceGate:
             if sent_at < self._episode_start:
                 break
             count += 1
-            span = reopens_at - sent_at
+            span = _drf_period(reopens_at - sent_at)
             if span > 0 and (best is None or count / span > best):
                 best = count / span
         return best, count
@@ -304,6 +313,20 @@ class ServiceGate:
         )
 
 
+# The periods of DRF's rates ("10/s", "3/m", "100/h", "1000/d"), and how far
+# above one a measured span may be and still be read as it.
+_DRF_PERIODS = (1.0, 60.0, 3600.0, 86400.0)
+_ROUNDING_SLACK = 1.5
+
+
+def _drf_period(span: float) -> float:
+    """`span`, or the DRF period it overshoots by no more than rounding does."""
+    for period in _DRF_PERIODS:
+        if period <= span <= period + max(_ROUNDING_SLACK, period / 2):
+            return period
+    return span
+
+
 def _backoff(in_row: int) -> float:
     base = min(_BACKOFF_FIRST * 2.0 ** min(in_row - 1, 32), _BACKOFF_MAX)
     return base + random.uniform(0, _BACKOFF_FIRST)  # noqa: S311 - not for secrets
@@ -332,12 +355,16 @@ def gate_for(url: str, secret: str | None, name: str) -> ServiceGate:
     return gate
 
 
-def _forget_gates_in_child() -> None:
-    """A forked child starts with fresh gates (and locks no thread holds)."""
+def forget_gates() -> None:
+    """Drop every gate: the next call to each service starts unthrottled.
+
+    For a test that restarts or resets the server behind a URL; a forked
+    child does it too, so it never shares its parent's gates or locks.
+    """
     global _registry_lock
     _gates.clear()
     _registry_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_gates_in_child)
+    os.register_at_fork(after_in_child=forget_gates)

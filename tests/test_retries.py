@@ -8,6 +8,7 @@ few hundredths of a second, so these tests sleep for real but briefly.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import Callable
@@ -145,6 +146,39 @@ def test_a_throttle_line_after_text_ends_the_stream_without_replaying(
     assert caught.value.received_chars == len(delivered)
     assert f"{len(delivered)} characters" in str(caught.value)
     assert len(dfehub_emulator.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_detail_line_that_is_no_throttle_is_raised_at_once_with_its_words(
+    dfehub_emulator: DfeHubEmulator, mode: Mode
+) -> None:
+    model = make_model(dfehub_emulator)
+    said = "Context length 4096 exceeded by 12 tokens"
+    dfehub_emulator.add_faults(Malformed(line=json.dumps({"detail": said})))
+    with pytest.raises(DfeHubAPIError) as caught:
+        stream(model, mode, [])
+    assert not isinstance(caught.value, DfeHubRateLimitError)
+    assert said in str(caught.value)
+    assert len(dfehub_emulator.requests) == 1
+    assert model.throttle_state.throttled == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_429_without_a_wait_phrase_waits_as_retry_after_says_not_its_numbers(
+    dfehub_emulator: DfeHubEmulator, mode: Mode, caplog: Any
+) -> None:
+    model = make_model(dfehub_emulator)
+    dfehub_emulator.add_faults(
+        ErrorStatus(
+            429,
+            '{"detail": "Too many requests: limit 100 per 60 seconds"}',
+            headers={"Retry-After": "0.05"},
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="langchain_dfehub"):
+        assert invoke(model, mode) == PROMPT
+    (record,) = [r for r in caplog.records if r.name == "langchain_dfehub"]
+    assert "for 0.05 s" in record.getMessage()
 
 
 @pytest.mark.parametrize("mode", MODES)
