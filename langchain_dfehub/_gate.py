@@ -355,16 +355,27 @@ def gate_for(url: str, secret: str | None, name: str) -> ServiceGate:
     return gate
 
 
-def forget_gates() -> None:
-    """Drop every gate: the next call to each service starts unthrottled.
+def forget_gates(base_url: str | None = None) -> None:
+    """Drop the gates of the services under `base_url` (None: every gate).
 
-    For a test that restarts or resets the server behind a URL; a forked
-    child does it too, so it never shares its parent's gates or locks.
+    For a server that was restarted or reset behind a URL (a test server on
+    a port that an earlier one used): the next call starts unthrottled.
     """
+    with _registry_lock:
+        if base_url is None:
+            _gates.clear()
+            return
+        prefix = base_url.rstrip("/")
+        for key in [key for key in _gates if key[0].startswith(prefix)]:
+            del _gates[key]
+
+
+def _fresh_registry_in_child() -> None:
+    """A forked child never shares its parent's gates, nor a lock held there."""
     global _registry_lock
     _gates.clear()
     _registry_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=forget_gates)
+    os.register_at_fork(after_in_child=_fresh_registry_in_child)

@@ -42,7 +42,7 @@ def drf_service() -> Iterator[Callable[[str], DrfService]]:
                 services[rate] = service
             service.reset_stats()
             service.reset_throttle()
-            forget_gates()  # the client's memory of the old throttle, too
+            forget_gates(service.base_url)  # the client remembers its throttle
             return service
 
         yield service_at

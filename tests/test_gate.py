@@ -340,3 +340,32 @@ def test_a_copied_model_shares_the_gate(dfehub_emulator: DfeHubEmulator) -> None
     model.invoke("hello")
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         assert clone.throttle_state.throttled == 1
+
+
+def test_resetting_the_emulator_forgets_the_gate_of_its_url(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, throttle_budget=0)
+    dfehub_emulator.add_faults(Throttle(wait=30))
+    with pytest.raises(DfeHubRateLimitError):
+        model.invoke("held")
+    assert model.throttle_state.closed_for > 20
+
+    dfehub_emulator.reset()
+
+    assert model.throttle_state.throttled == 0
+    assert model.invoke("free again").content == "free again"
+
+
+def test_an_emulator_on_a_port_used_before_starts_with_no_gate() -> None:
+    first = DfeHubEmulator().start()
+    port = int(first.base_url.split(":")[2].split("/")[0])
+    model = ChatDfeHub(base_url=first.base_url, throttle_budget=0)
+    first.add_faults(Throttle(wait=30))
+    with pytest.raises(DfeHubRateLimitError):
+        model.invoke("held")
+    first.stop()
+
+    with DfeHubEmulator(port=port) as second:
+        assert second.base_url == model.base_url
+        assert model.invoke("a new server").content == "a new server"

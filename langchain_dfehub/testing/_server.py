@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
 
+from langchain_dfehub._gate import forget_gates
+
 from ._chat_request import DEFAULT_MODEL, InvalidRequest, parse_chat_request
 from ._faults import (
     Drop,
@@ -720,8 +722,14 @@ class DfeHubEmulator:
         self._state.add_faults(faults)
 
     def reset(self) -> None:
-        """Forget queued faults, recorded requests and what the throttle counted."""
+        """Forget queued faults, recorded requests and what the throttle counted.
+
+        ChatDfeHub's throttle gates for this emulator's URL, in this process,
+        are forgotten too: they remember a throttle that no longer holds.
+        """
         self._state.reset()
+        if self._address is not None:
+            forget_gates(self.base_url)
 
     def start(self) -> DfeHubEmulator:
         """Start serving in a background thread; return once it listens."""
@@ -742,6 +750,9 @@ class DfeHubEmulator:
             thread.join()
             raise failures[0]
         self._thread = thread
+        # A port an earlier server used may come back: a gate that remembers
+        # that server's throttle must not hold this one's calls.
+        forget_gates(self.base_url)
         return self
 
     def stop(self) -> None:
