@@ -58,7 +58,8 @@ bench: $(VENV)/.installed-bench
 # Wheel and sdist into dist/, then checked as a user would meet them: twine's
 # metadata check, the archives' contents (scripts/check_dist.py), the wheel
 # installed into a fresh venv with pytest running scripts/smoke_installed.py,
-# and the sdist's own test suite run against that installed wheel.
+# and the sdist's own test suite run against that installed wheel. The fresh
+# venv uses $(PYTHON): `make dist PYTHON=python3.13` checks under another Python.
 # (A stale egg-info would feed its old file list into the new sdist.)
 dist: $(VENV)/.installed-dist
 	rm -rf build dist langchain_dfehub.egg-info
@@ -76,6 +77,7 @@ dist: $(VENV)/.installed-dist
 	"$$venv/bin/python" -m pip install --quiet "$$wheel[test]"; \
 	tar -xzf dist/*.tar.gz -C "$$scratch"; \
 	cd "$$scratch"/langchain_dfehub-*/ && "$$venv/bin/pytest" -q -p no:cacheprovider
+	@echo "== dist/ is built and checked: $$(cd dist && echo *)"
 
 lint: $(VENV)/.installed-lint
 	$(BIN)/ruff check .
