@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 PACKAGE = "langchain_dfehub"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LICENSE_EXPRESSION = "MIT"
 # Written by the build into every sdist; git cannot track them.
 SDIST_GENERATED = ("PKG-INFO", "setup.cfg", f"{PACKAGE}.egg-info/")
@@ -81,11 +82,11 @@ def check_wheel(wheel: Path) -> list[str]:
     return names
 
 
-def _tracked_files() -> set[str] | None:
-    """The files git tracks here, or None outside a git checkout."""
+def _git(*args: str) -> str | None:
+    """Run git in the project root; None when git or a checkout is missing."""
     try:
         run = subprocess.run(
-            ["git", "ls-files", "-z"],  # noqa: S607 - git from PATH, as a developer runs it
+            ["git", "-C", str(PROJECT_ROOT), *args],  # noqa: S607 - git from PATH
             capture_output=True,
             text=True,
             timeout=60,
@@ -93,7 +94,20 @@ def _tracked_files() -> set[str] | None:
         )
     except (OSError, subprocess.CalledProcessError):
         return None
-    return {name for name in run.stdout.split("\0") if name}
+    return run.stdout
+
+
+def _tracked_files() -> set[str] | None:
+    """The files git tracks in this project, or None outside its own checkout.
+
+    An unpacked sdist inside some other checkout is not a checkout of ours:
+    its files would all look untracked.
+    """
+    top = _git("rev-parse", "--show-toplevel")
+    if top is None or Path(top.strip()).resolve() != PROJECT_ROOT:
+        return None
+    listing = _git("ls-files", "-z")
+    return None if listing is None else {n for n in listing.split("\0") if n}
 
 
 def check_sdist(sdist: Path, tracked: set[str] | None) -> list[str]:
