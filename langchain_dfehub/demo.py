@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
@@ -80,13 +81,13 @@ def main() -> int:
             " one, since they run concurrently"
         )
 
-        _heading("5. a burst over the service's rate: calls queue at its gate")
+    _heading("5. a burst over the service's rate: calls queue at its gate")
     with DfeHubEmulator(throttle_rate="10/s") as throttling:
         burst = ChatDfeHub(base_url=throttling.base_url)
-        prompts = [f"call {n} done" for n in range(30)]
+        prompts: list[LanguageModelInput] = [f"call {n} done" for n in range(30)]
         started = time.monotonic()
-        answers = burst.batch(prompts, config={"max_concurrency": 30})
-        done = sum(a.content == p for a, p in zip(answers, prompts, strict=True))
+        replies = burst.batch(prompts, config={"max_concurrency": 30})
+        done = sum(r.content == p for r, p in zip(replies, prompts, strict=True))
         state = burst.throttle_state
         print(
             f"   {done}/30 answered in {time.monotonic() - started:.1f} s"
