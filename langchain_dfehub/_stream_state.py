@@ -18,28 +18,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_dfehub._connection import DEFAULT_CONNECTION, Connection
+from langchain_dfehub._error_kinds import Kind, kind_of
 from langchain_dfehub._errors import (
     DfeHubAPIError,
     DfeHubConnectionError,
+    DfeHubContextOverflowError,
     DfeHubError,
+    DfeHubNotFoundError,
     DfeHubProtocolError,
     DfeHubServerError,
     DfeHubTimeoutError,
     _scrub,
-    rate_limit_error,
+    detail_error,
 )
 from langchain_dfehub._reply_shape import chunk_problem, completion_problem
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._sse import (
     Chunk,
+    Detail,
     Done,
     Malformed,
     ServerError,
     SSEDecoder,
-    Throttle,
     classify_object,
 )
-from langchain_dfehub._urls import display_url
+from langchain_dfehub._urls import display_url, server_name
 
 # The longest error body we read: enough for any message, bounded for HTML.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -100,9 +103,12 @@ class ReplyStream:
         "error",
         "finished",
         "received_chars",
+        "url",
     )
 
     def __init__(self, request: Request | None = None) -> None:
+        # Names the server in error messages.
+        self.url = request.url if request is not None else None
         self._decoder = SSEDecoder()
         # For the deadline, and the key to blank out of errors.
         self._request = request
@@ -172,15 +178,18 @@ class ReplyStream:
                     if content:
                         self.answer_started = True
                         self.received_chars += len(content)
-                    elif delta.get("tool_calls"):
+                    elif _carries_something(delta):
+                        # Reasoning, tool calls, a refusal...: the caller gets
+                        # it now, so from here on a retry would repeat it.
                         self.answer_started = True
+                        self.received_chars += _text_length(delta)
                 if choice.get("finish_reason") is not None:
                     self.finished = True
             elif isinstance(event, Done):
                 self.done = True
                 break
             else:
-                self.error = self._fail(_error_for_event(event, self._secret))
+                self.error = self._fail(_error_for_event(event, self.url, self._secret))
                 break
         return chunks
 
@@ -200,18 +209,34 @@ class ReplyStream:
         return error
 
 
+def _carries_something(delta: Mapping[str, Any]) -> bool:
+    """Whether a delta holds anything for the caller besides its role."""
+    return any(value for key, value in delta.items() if key != "role")
+
+
+def _text_length(delta: Mapping[str, Any]) -> int:
+    """The characters of text (reasoning, refusal) a delta delivers."""
+    return sum(
+        len(value)
+        for key, value in delta.items()
+        if key != "role" and isinstance(value, str)
+    )
+
+
 def _error_for_event(
-    event: Throttle | ServerError | Malformed, secret: str | None
+    event: Detail | ServerError | Malformed,
+    url: str | None = None,
+    secret: str | None = None,
 ) -> DfeHubError:
     """The typed error an event calls for, with any echoed key blanked out.
 
     The key is blanked from the server's text before it is cut to an
     excerpt, so a cut cannot leave part of it behind.
     """
-    if isinstance(event, Throttle):
-        return rate_limit_error(_scrub(event.detail, secret), status_code=None)
+    if isinstance(event, Detail):
+        return detail_error(_scrub(event.detail, secret), status_code=None, url=url)
     if isinstance(event, ServerError):
-        return _in_band_error(event, secret)
+        return _in_band_error(event, url, secret)
     line = _scrub(event.line[: _LINE_EXCERPT * 4], secret)
     if len(line) > _LINE_EXCERPT:
         line = line[:_LINE_EXCERPT] + "…"
@@ -222,18 +247,26 @@ def _error_for_event(
     )
 
 
-def _in_band_error(event: ServerError, secret: str | None) -> DfeHubError:
+def _in_band_error(
+    event: ServerError, url: str | None, secret: str | None
+) -> DfeHubError:
     error = event.data.get("error")
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) else None
     said = _scrub(event.message, secret)
     message = (
-        f"The server reported an error inside the reply: {said!r}."
+        f"{server_name(url)} reported an error inside the reply: {said!r}."
         " The request was not completed; check the server's logs or retry later."
     )
-    if status is not None and status >= 500:
-        return DfeHubServerError(message, status_code=status, server_message=said)
-    return DfeHubAPIError(message, status_code=status, server_message=said)
+    cls: type[DfeHubAPIError] = DfeHubAPIError
+    kind = kind_of(status, event.data, event.message)
+    if kind is Kind.CONTEXT_OVERFLOW:
+        cls = DfeHubContextOverflowError
+    elif kind is Kind.MODEL_NOT_FOUND:
+        cls = DfeHubNotFoundError
+    elif status is not None and status >= 500:
+        cls = DfeHubServerError
+    return cls(message, status_code=status, server_message=said)
 
 
 def _shape_error(problem: str, secret: str | None) -> DfeHubProtocolError:
@@ -273,15 +306,21 @@ class JsonReply:
 
     def result(self) -> dict[str, Any]:
         """The parsed `chat.completion`; raises the typed error it calls for."""
-        return read_json_reply(b"".join(self._parts), secret=self._request.secret)
+        request = self._request
+        return read_json_reply(
+            b"".join(self._parts), request.url, secret=request.secret
+        )
 
 
-def read_json_reply(body: bytes, *, secret: str | None = None) -> dict[str, Any]:
+def read_json_reply(
+    body: bytes, url: str | None = None, *, secret: str | None = None
+) -> dict[str, Any]:
     """Parse a non-streaming 2xx body into a `chat.completion` dict.
 
     A `{"detail": ...}` or `{"error": ...}` object with a 2xx status is the
     service's throttle or error in disguise, and raises as such; a reply of
     the wrong shape is a `DfeHubProtocolError` naming the field at fault.
+    `url` names the server in messages; `secret` is blanked out of them.
     """
     text = body.decode("utf-8-sig", errors="replace")  # a BOM is not an error
     try:
@@ -295,7 +334,7 @@ def read_json_reply(body: bytes, *, secret: str | None = None) -> dict[str, Any]
             return event.data
         raise _shape_error(problem, secret)
     assert not isinstance(event, (Chunk, Done))
-    raise _error_for_event(event, secret)
+    raise _error_for_event(event, url, secret)
 
 
 def _not_json(text: str, secret: str | None) -> DfeHubProtocolError:

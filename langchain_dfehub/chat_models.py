@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from langchain_dfehub._connection import CertFiles, ConnectionCache
+from langchain_dfehub._gate import GateState, ServiceGate, gate_for
 from langchain_dfehub._messages import (
     chunk_to_message,
     messages_to_dicts,
@@ -66,7 +67,7 @@ from langchain_dfehub._tools import (
     tools_to_wire,
 )
 from langchain_dfehub._transport import SyncTransport
-from langchain_dfehub._urls import chat_completions_url, display_url
+from langchain_dfehub._urls import chat_completions_url, display_url, service_name
 from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
@@ -169,10 +170,20 @@ class ChatDfeHub(BaseChatModel):
     So at most `max_retries + 1` requests per call."""
 
     max_retry_wait: float = Field(default=60.0, ge=0, allow_inf_nan=False)
-    """Longest wait, in seconds, that the server may ask for before a retry.
+    """Longest single wait, in seconds, that a throttle may impose on a call.
 
-    A longer wait is not slept through: `DfeHubRateLimitError` is raised at
-    once, with `retry_after` set to what the server asked."""
+    A longer wait (asked by the server, or left at the service's closed gate)
+    is not slept through: `DfeHubRateLimitError` is raised at once, with
+    `retry_after` set to the wait."""
+
+    throttle_budget: float = Field(default=60.0, ge=0, allow_inf_nan=False)
+    """Most seconds one call spends waiting out throttles, in all.
+
+    Throttles are not failed attempts: every call to a service waits at one
+    shared gate while the service throttles (see `throttle_state`), and is
+    bounded by this time rather than by `max_retries`. A call that would
+    wait past it raises `DfeHubRateLimitError` without being sent; `0`
+    raises on the first throttle."""
 
     streaming: bool = False
     """Whether `invoke` streams the answer under the hood (callbacks then see
@@ -182,6 +193,14 @@ class ChatDfeHub(BaseChatModel):
     """Whether streams ask for token usage (`stream_options.include_usage`).
 
     Turn off for an old server that rejects `stream_options`."""
+
+    reasoning_in_history: bool = False
+    """Whether earlier answers' reasoning is sent back in the history.
+
+    When on, an `AIMessage` with `additional_kwargs["reasoning_content"]` (or
+    `reasoning` blocks) goes back with a `reasoning_content` field, as
+    DeepSeek's thinking mode with tool calls wants. Off by default: older
+    endpoints reject a field they do not know on a message."""
 
     deadline: float | None = Field(default=600.0, gt=0, allow_inf_nan=False)
     """Most seconds one call may take, retries included; `None` for no limit.
@@ -408,7 +427,9 @@ class ChatDfeHub(BaseChatModel):
         for key, value in kwargs.items():
             if not key.startswith("ls_"):  # tracing hints, not for the server
                 body[key] = value
-        body["messages"] = messages_to_dicts(messages)
+        body["messages"] = messages_to_dicts(
+            messages, reasoning_in_history=self.reasoning_in_history
+        )
         body["stream"] = stream
         if stream and stream_usage:
             body["stream_options"] = {"include_usage": True}
@@ -426,7 +447,10 @@ class ChatDfeHub(BaseChatModel):
             read_timeout=read,
             secret=secret,
             policy=RetryPolicy(
-                max_retries=self.max_retries, max_retry_wait=self.max_retry_wait
+                max_retries=self.max_retries,
+                max_retry_wait=self.max_retry_wait,
+                throttle_budget=self.throttle_budget,
+                gate=self._gate(url, secret),
             ),
             connection=self._connections.get(
                 url,
@@ -470,6 +494,20 @@ class ChatDfeHub(BaseChatModel):
                     self._async_transport = AsyncTransport()
                 transport = self._async_transport
         return transport
+
+    def _gate(self, url: str, secret: str | None) -> ServiceGate:
+        return gate_for(url, secret, name=service_name(url))
+
+    @property
+    def throttle_state(self) -> GateState:
+        """What this model's service gate knows: closed or open, pace, counts.
+
+        Shared by every model, thread and event loop of the process that uses
+        the same endpoint and key.
+        """
+        url = chat_completions_url(self.base_url)
+        _, secret = authorization(self.api_key, self._url_credentials)
+        return self._gate(url, secret).state()
 
     def close(self) -> None:
         """Close pooled connections (they reopen if the model is used again)."""
@@ -569,7 +607,7 @@ class ChatDfeHub(BaseChatModel):
         self,
         schema: dict[str, Any] | type,
         *,
-        method: StructuredMethod = "function_calling",
+        method: StructuredMethod = "json_schema",
         include_raw: bool = False,
         strict: bool | None = None,
         **kwargs: Any,
@@ -579,8 +617,11 @@ class ChatDfeHub(BaseChatModel):
         Args:
             schema: A pydantic class (output is an instance), a TypedDict, a
                 JSON schema or an OpenAI function dict (output is a dict).
-            method: `"function_calling"` (a forced tool call), `"json_schema"`
-                (`response_format` with the schema) or `"json_mode"` (a JSON
+            method: `"json_schema"` (the default: `response_format` with the
+                schema, which llama.cpp, vLLM and Ollama enforce while
+                decoding), `"function_calling"` (a forced tool call; raises
+                `OutputParserException` when the server ignores the forced
+                tool and the model answers in prose) or `"json_mode"` (a JSON
                 object; say in the prompt which keys you want).
             include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of
                 raising when the answer does not parse.

@@ -1,8 +1,10 @@
-"""Unit tests run the same whatever DFEHUB_* variables the shell has set.
+"""Shared fixtures of the unit tests.
 
-`make test` may run with DFEHUB_BASE_URL and DFEHUB_API_KEY pointing at a live
+Unit tests run the same whatever DFEHUB_* variables the shell has set: `make
+test` may run with DFEHUB_BASE_URL and DFEHUB_API_KEY pointing at a live
 server, for the integration suite; the unit tests build their models against
-the emulator and must not pick those up, nor a proxy or CA bundle of the shell.
+the emulator (or the DRF app) and must not pick those up, nor a proxy or CA
+bundle of the shell.
 
 `hostile_server` starts a raw local server whose replies a test writes byte by
 byte: trickles, endless lines, redirects, TLS with a self-signed certificate.
@@ -13,9 +15,13 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
+from drf_service import DrfService, running_drf_service
 from hostile_server import HostileServer
+
+from langchain_dfehub._gate import forget_gates
 
 CONNECTION_VARIABLES = (
     "HTTP_PROXY",
@@ -38,6 +44,31 @@ def _no_dfehub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         *(variable.lower() for variable in CONNECTION_VARIABLES),
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def drf_service() -> Iterator[Callable[[str], DrfService]]:
+    """Start (once per rate) the real DRF chat app: `drf_service("3/min")`.
+
+    Each call hands back the app for that rate with its counters zeroed and
+    its throttle history forgotten (and the client's gates with it), so a
+    test starts from a quiet server.
+    Every app is stopped when the session ends.
+    """
+    with ExitStack() as stack:
+        services: dict[str, DrfService] = {}
+
+        def service_at(rate: str) -> DrfService:
+            service = services.get(rate)
+            if service is None:
+                service = stack.enter_context(running_drf_service(rate))
+                services[rate] = service
+            service.reset_stats()
+            service.reset_throttle()
+            forget_gates(service.base_url)  # the client remembers its throttle
+            return service
+
+        yield service_at
 
 
 @pytest.fixture

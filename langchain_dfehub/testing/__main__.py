@@ -16,6 +16,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from ._flavours import FLAVOURS
+from ._rate import Rate
 from ._server import DfeHubEmulator
 
 
@@ -30,6 +32,14 @@ def _seconds(text: str) -> float:
 def _wait(text: str) -> float | None:
     """The throttle wait: as written ("3" stays "3"), or "none" for no number."""
     return None if text.lower() == "none" else _seconds(text)
+
+
+def _rate(text: str) -> str:
+    try:
+        Rate.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _count(text: str) -> int:
@@ -72,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the wait written into the throttle text, or 'none' (default: 1.0)",
     )
     parser.add_argument(
+        "--throttle-rate",
+        type=_rate,
+        default=None,
+        metavar="N/PERIOD",
+        help="throttle like Django REST Framework at this rate per client, "
+        "e.g. 10/s or 3/min (default: off)",
+    )
+    parser.add_argument(
         "--throttle-as",
         choices=("status", "stream"),
         default="status",
@@ -90,6 +108,31 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="S",
         help="seconds between streamed chunks",
+    )
+    parser.add_argument(
+        "--flavour",
+        choices=sorted(FLAVOURS),
+        default="openai",
+        help="which server's habits to copy (default: openai)",
+    )
+    parser.add_argument(
+        "--reasoning",
+        action="store_true",
+        help="send thinking before each answer, where the flavour has a field",
+    )
+    parser.add_argument(
+        "--context-size",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="answer prompts over N tokens with the flavour's overflow error",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="a model the server serves (repeat for more); others are unknown",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log each request to stderr"
@@ -120,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         throttle_as=options.throttle_as,
         latency=options.latency,
         chunk_delay=options.chunk_delay,
+        flavour=options.flavour,
+        reasoning=options.reasoning,
+        context_size=options.context_size,
+        models=options.models,
+        throttle_rate=options.throttle_rate,
     )
     with emulator:
         print(emulator.base_url, flush=True)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ._flavours import FLAVOURS, Flavour, timings
 from ._replies import Reply
 
 SYSTEM_FINGERPRINT = "fp_dfehub_emulator"
@@ -55,29 +56,24 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def usage_object(reply: Reply) -> dict[str, Any]:
-    """OpenAI's `usage` object, with the detail fields it always includes."""
-    return {
-        "prompt_tokens": reply.prompt_tokens,
-        "completion_tokens": reply.completion_tokens,
-        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
+def usage_object(reply: Reply, flavour: Flavour = FLAVOURS["openai"]) -> dict[str, Any]:
+    """The `usage` object the flavour's server reports for a reply."""
+    return flavour.usage(
+        reply.prompt_tokens, reply.completion_tokens, len(reply.reasoning)
+    )
 
 
-def render_completion(reply: Reply, identity: Identity) -> bytes:
+def render_completion(
+    reply: Reply, identity: Identity, flavour: Flavour = FLAVOURS["openai"]
+) -> bytes:
     """The `chat.completion` object for a non-streaming request."""
     message: dict[str, Any] = {
         "role": "assistant",
         "content": None if reply.tool_calls else reply.content,
         "refusal": None,
     }
+    if reply.reasoning and flavour.reasoning_field:
+        message[flavour.reasoning_field] = "".join(reply.reasoning)
     if reply.tool_calls:
         message["tool_calls"] = [
             {
@@ -101,18 +97,26 @@ def render_completion(reply: Reply, identity: Identity) -> bytes:
                 "finish_reason": reply.finish_reason,
             }
         ],
-        "usage": usage_object(reply),
+        "usage": usage_object(reply, flavour),
     }
+    if flavour.timings:
+        body["timings"] = timings(reply.prompt_tokens, reply.completion_tokens)
     return _dumps(body).encode()
 
 
 def render_stream(
-    reply: Reply, identity: Identity, *, include_usage: bool
+    reply: Reply,
+    identity: Identity,
+    *,
+    include_usage: bool,
+    flavour: Flavour = FLAVOURS["openai"],
 ) -> StreamEvents:
     """The `chat.completion.chunk` events of a streaming answer.
 
     With `include_usage`, every chunk carries `"usage": null` and a last chunk
-    with no choices carries the usage, as OpenAI does.
+    with no choices carries the usage, as OpenAI does. Reasoning pieces come
+    first, under the flavour's field; a flavour with `timings` puts them on
+    the last event.
     """
     head = (
         f'data: {{"id":{_dumps(identity.completion_id)},'
@@ -127,7 +131,11 @@ def render_stream(
     def event(delta: str) -> bytes:
         return (open_delta + delta + close_delta).encode()
 
-    answer = [event(f'{{"content":{_dumps(piece)}}}') for piece in reply.pieces]
+    answer: list[bytes] = []
+    if reply.reasoning and flavour.reasoning_field:
+        field = _dumps(flavour.reasoning_field)
+        answer = [event(f"{{{field}:{_dumps(piece)}}}") for piece in reply.reasoning]
+    answer += [event(f'{{"content":{_dumps(piece)}}}') for piece in reply.pieces]
     for index, call in enumerate(reply.tool_calls):
         start = {
             "index": index,
@@ -138,14 +146,21 @@ def render_stream(
         answer.append(event(f'{{"tool_calls":[{_dumps(start)}]}}'))
         prefix = f'{{"tool_calls":[{{"index":{index},"function":{{"arguments":'
         answer.extend(event(prefix + _dumps(piece) + "}}]}") for piece in call.pieces)
+    # The last event gets llama.cpp's `timings` before its closing brace.
+    timings_tail = ""
+    if flavour.timings:
+        measured = timings(reply.prompt_tokens, reply.completion_tokens)
+        timings_tail = f',"timings":{_dumps(measured)}'
     finish = (
         f'{open_delta}{{}},"logprobs":null,'
-        f'"finish_reason":"{reply.finish_reason}"}}]{usage_tail}}}\n\n'
+        f'"finish_reason":"{reply.finish_reason}"}}]{usage_tail}'
+        f"{'' if include_usage else timings_tail}}}\n\n"
     ).encode()
     usage = None
     if include_usage:
         usage = (
-            head + f'"choices":[],"usage":{_dumps(usage_object(reply))}}}\n\n'
+            head + f'"choices":[],"usage":{_dumps(usage_object(reply, flavour))}'
+            f"{timings_tail}}}\n\n"
         ).encode()
     return StreamEvents(
         role=event('{"role":"assistant","content":""}'),

@@ -18,9 +18,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
+
+from langchain_dfehub._gate import forget_gates
 
 from ._chat_request import DEFAULT_MODEL, InvalidRequest, parse_chat_request
 from ._faults import (
@@ -35,6 +37,7 @@ from ._faults import (
     fault_from_json,
     throttle_body,
 )
+from ._flavours import Flavour, flavour_named
 from ._http import (
     LAST_CHUNK,
     MAX_HEAD_BYTES,
@@ -44,6 +47,7 @@ from ._http import (
     read_request,
     response_head,
 )
+from ._rate import Rate, RateWindow, client_ident, rate_throttle
 from ._render import (
     DONE_EVENT,
     Identity,
@@ -51,7 +55,7 @@ from ._render import (
     render_completion,
     render_stream,
 )
-from ._replies import compose_reply
+from ._replies import compose_reply, with_reasoning
 
 logger = logging.getLogger("langchain_dfehub.testing")
 
@@ -91,6 +95,11 @@ class _Options:
     throttle_as: ThrottleForm
     latency: float
     chunk_delay: float
+    flavour: Flavour
+    reasoning: bool = False
+    context_size: int | None = None
+    models: frozenset[str] | None = None
+    throttle_rate: Rate | None = None
 
 
 class _State:
@@ -103,6 +112,8 @@ class _State:
         self._recorded: list[RecordedRequest] = []
         self._chat_count = 0
         self._sequence = 0
+        rate = options.throttle_rate
+        self._window = RateWindow(rate) if rate is not None else None
 
     def add_faults(self, faults: Iterable[Fault]) -> None:
         with self._lock:
@@ -113,6 +124,8 @@ class _State:
             self._faults.clear()
             self._recorded.clear()
             self._chat_count = 0
+            if self._window is not None:
+                self._window.clear()
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -122,13 +135,16 @@ class _State:
         with self._lock:
             return list(self._recorded)
 
-    def next_fault(self) -> Fault | None:
+    def next_fault(self, client: str = "") -> Fault | None:
         """The fault for the next valid chat request: queued, else throttle mode."""
         options = self.options
         with self._lock:
             self._chat_count += 1
             if self._faults:
                 return self._faults.popleft()
+            if self._window is not None:
+                decision = self._window.check(client, time.monotonic())
+                return rate_throttle(decision, options.throttle_as)
             every = options.throttle_every
             if every and self._chat_count % every == 0:
                 return Throttle(options.throttle_wait, options.throttle_as)
@@ -385,15 +401,20 @@ class _Service:
         return error_body("Incorrect API key provided.", code="invalid_api_key")
 
     async def _models(self, exchange: _Exchange) -> None:
+        options = self._state.options
+        names = [options.flavour.model_alias or DEFAULT_MODEL]
+        if options.models and not options.flavour.model_alias:
+            names = sorted(options.models)
         models = {
             "object": "list",
             "data": [
                 {
-                    "id": DEFAULT_MODEL,
+                    "id": name,
                     "object": "model",
                     "created": _MODEL_CREATED,
                     "owned_by": "dfehub",
                 }
+                for name in names
             ],
         }
         await exchange.send(200, json.dumps(models).encode())
@@ -407,19 +428,40 @@ class _Service:
             )
             await exchange.send(400, error_body(message))
             return
+        options = self._state.options
+        flavour = options.flavour
         try:
             chat = parse_chat_request(body)
         except InvalidRequest as exc:
-            await exchange.send(400, error_body(exc.message, exc.param))
+            error = flavour.error(400, exc.message, param=exc.param)
+            await exchange.send(400, json.dumps(error).encode())
             return
-        fault = self._state.next_fault()
+        if options.models is not None and chat.model not in options.models:
+            unknown = flavour.unknown_model_error(chat.model)
+            if unknown is not None:
+                await exchange.send(unknown[0], json.dumps(unknown[1]).encode())
+                return
+        if chat.forced_tool is not None and not flavour.honours_forced_tool:
+            chat = replace(chat, tool_choice="auto", forced_tool=None)
         reply = compose_reply(chat)
-        identity = self._state.next_identity(chat.model)
+        context = options.context_size
+        if context is not None and reply.prompt_tokens > context:
+            error = flavour.overflow_error(reply.prompt_tokens, context)
+            await exchange.send(400, json.dumps(error).encode())
+            return
+        if options.reasoning and flavour.reasoning_field:
+            reply = with_reasoning(reply)
+        peer = exchange.writer.get_extra_info("peername")
+        fault = self._state.next_fault(client_ident(request.headers, peer))
+        identity = self._state.next_identity(flavour.model_alias or chat.model)
         if chat.stream:
-            events = render_stream(reply, identity, include_usage=chat.include_usage)
+            events = render_stream(
+                reply, identity, include_usage=chat.include_usage, flavour=flavour
+            )
             await self._stream(exchange, events, fault)
         else:
-            await self._complete(exchange, render_completion(reply, identity), fault)
+            body = render_completion(reply, identity, flavour)
+            await self._complete(exchange, body, fault)
 
     async def _complete(
         self, exchange: _Exchange, body: bytes, fault: Fault | None
@@ -583,6 +625,18 @@ class DfeHubEmulator:
         throttle_as: Throttle with an HTTP 429 ("status") or inside the stream.
         latency: Seconds before each API response starts.
         chunk_delay: Seconds between streamed chunks.
+        flavour: Which server's habits to copy: "openai" (the default),
+            "llama.cpp", "vllm" or "deepseek" (see the README).
+        reasoning: Whether a flavour with a reasoning field sends thinking
+            before each answer (a reasoning model, or llama.cpp started with
+            `--reasoning-format deepseek`).
+        context_size: Prompts of more tokens (the emulator's count) get the
+            flavour's context-overflow error; None: no limit.
+        models: The models served; a request for another gets the flavour's
+            unknown-model error (llama.cpp never checks). None: any model.
+        throttle_rate: Throttle like Django REST Framework's `AnonRateThrottle`
+            at this rate per client (`"10/s"`, `"3/min"`); None: off. Not
+            together with `throttle_every`.
     """
 
     def __init__(
@@ -596,6 +650,11 @@ class DfeHubEmulator:
         throttle_as: Literal["status", "stream"] = "status",
         latency: float = 0.0,
         chunk_delay: float = 0.0,
+        flavour: str = "openai",
+        reasoning: bool = False,
+        context_size: int | None = None,
+        models: Iterable[str] | None = None,
+        throttle_rate: str | None = None,
     ) -> None:
         if isinstance(throttle_every, bool) or not isinstance(throttle_every, int):
             msg = f"throttle_every must be an int, got {throttle_every!r}"
@@ -604,8 +663,13 @@ class DfeHubEmulator:
             msg = "throttle_every must be >= 0"
             raise ValueError(msg)
         Throttle(throttle_wait, throttle_as)  # checks both
+        rate = None if throttle_rate is None else Rate.parse(throttle_rate)
+        if rate is not None and throttle_every:
+            msg = "throttle_every and throttle_rate are two throttle modes; set one"
+            raise ValueError(msg)
         _check_number("latency", latency)
         _check_number("chunk_delay", chunk_delay)
+        _check_number("context_size", context_size, optional=True)
         self._host = host
         self._port = port
         self._state = _State(
@@ -616,6 +680,11 @@ class DfeHubEmulator:
                 throttle_as,
                 latency,
                 chunk_delay,
+                flavour=flavour_named(flavour),
+                reasoning=bool(reasoning),
+                context_size=context_size,
+                models=None if models is None else frozenset(models),
+                throttle_rate=rate,
             )
         )
         self._thread: threading.Thread | None = None
@@ -653,8 +722,14 @@ class DfeHubEmulator:
         self._state.add_faults(faults)
 
     def reset(self) -> None:
-        """Forget queued faults, recorded requests and the throttle count."""
+        """Forget queued faults, recorded requests and what the throttle counted.
+
+        ChatDfeHub's throttle gates for this emulator's URL, in this process,
+        are forgotten too: they remember a throttle that no longer holds.
+        """
         self._state.reset()
+        if self._address is not None:
+            forget_gates(self.base_url)
 
     def start(self) -> DfeHubEmulator:
         """Start serving in a background thread; return once it listens."""
@@ -675,6 +750,9 @@ class DfeHubEmulator:
             thread.join()
             raise failures[0]
         self._thread = thread
+        # A port an earlier server used may come back: a gate that remembers
+        # that server's throttle must not hold this one's calls.
+        forget_gates(self.base_url)
         return self
 
     def stop(self) -> None:
