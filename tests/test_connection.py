@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import ssl
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,6 @@ from langchain_dfehub import ChatDfeHub, DfeHubAPIError, DfeHubConnectionError
 from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
 
 MODES = ["sync", "async"]
-CERTS = Path(__file__).parent / "certs"
-CERT = str(CERTS / "localhost.pem")
-KEY = str(CERTS / "localhost-key.pem")
 Start = Callable[..., HostileServer]
 
 
@@ -63,11 +62,53 @@ def answer(conn: socket.socket, request: bytes) -> None:
     conn.sendall(http_head("200 OK", "application/json") + json.dumps(reply).encode())
 
 
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1, and its key, made by openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command makes the test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "localhost.pem", folder / "localhost-key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return str(cert), str(key)
+
+
 @pytest.fixture
-def tls_server(hostile_server: Start) -> HostileServer:
+def tls_server(hostile_server: Start, certificate: tuple[str, str]) -> HostileServer:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERT, KEY)
+    context.load_cert_chain(*certificate)
     return hostile_server(answer, tls=context)
+
+
+@pytest.fixture
+def ca(certificate: tuple[str, str]) -> str:
+    """The CA bundle that trusts the test server: its own certificate."""
+    return certificate[0]
 
 
 # --- TLS ---------------------------------------------------------------------------
@@ -93,9 +134,9 @@ def test_a_certificate_failure_says_so_and_is_not_retried(
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
 def test_verify_accepts_a_ca_bundle_file(
-    tls_server: HostileServer, mode: str, streaming: bool
+    tls_server: HostileServer, ca: str, mode: str, streaming: bool
 ) -> None:
-    model = ChatDfeHub(base_url=tls_server.base_url, verify=CERT)
+    model = ChatDfeHub(base_url=tls_server.base_url, verify=ca)
     assert call(model, mode, streaming) == "secure"
 
 
@@ -105,11 +146,12 @@ def test_verify_accepts_a_ca_bundle_file(
 )
 def test_both_paths_read_the_same_ca_bundle_variables(
     tls_server: HostileServer,
+    ca: str,
     mode: str,
     variable: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(variable, CERT)
+    monkeypatch.setenv(variable, ca)
     model = ChatDfeHub(base_url=tls_server.base_url)
     assert call(model, mode) == "secure"
 
@@ -121,15 +163,20 @@ def test_verify_false_turns_the_check_off(tls_server: HostileServer, mode: str) 
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("cert", [(CERT, KEY), "pair"], ids=["pair", "one-file"])
+@pytest.mark.parametrize("one_file", [False, True], ids=["pair", "one-file"])
 def test_a_client_certificate_is_loaded_on_both_paths(
-    tls_server: HostileServer, mode: str, cert: Any, tmp_path: Path
+    tls_server: HostileServer,
+    certificate: tuple[str, str],
+    mode: str,
+    one_file: bool,
+    tmp_path: Path,
 ) -> None:
-    if cert == "pair":  # one PEM file holding the certificate and its key
+    cert: str | tuple[str, str] = certificate
+    if one_file:  # one PEM file holding the certificate and its key
         both = tmp_path / "both.pem"
-        both.write_text(Path(CERT).read_text() + Path(KEY).read_text())
+        both.write_text("".join(Path(part).read_text() for part in certificate))
         cert = str(both)
-    model = ChatDfeHub(base_url=tls_server.base_url, verify=CERT, cert=cert)
+    model = ChatDfeHub(base_url=tls_server.base_url, verify=certificate[0], cert=cert)
     assert call(model, mode) == "secure"
 
 
