@@ -119,8 +119,11 @@ class AsyncTransport:
 
     def _forget_closed_loops(self) -> None:
         """Drop clients of loops closed without shutting down their generators."""
-        for key in [key for key in self._clients if key[0].is_closed()]:
-            entry = self._clients.pop(key)
+        # `list(...)` first: loops in other threads may add clients meanwhile.
+        for key in [key for key in list(self._clients) if key[0].is_closed()]:
+            entry = self._clients.pop(key, None)
+            if entry is None:
+                continue  # another thread dropped it first
             # Run the closer's `finally` now, while nothing awaits (its loop
             # is closed, so it awaits nothing); left to the garbage
             # collector, it would ask the closed loop to run it.
@@ -130,7 +133,7 @@ class AsyncTransport:
     async def aclose(self) -> None:
         """Close the current loop's pooled connections."""
         loop = asyncio.get_running_loop()
-        for key in [key for key in self._clients if key[0] is loop]:
+        for key in [key for key in list(self._clients) if key[0] is loop]:
             entry = self._clients.pop(key, None)
             if entry is not None:
                 await entry.closer.aclose()
