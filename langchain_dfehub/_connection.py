@@ -48,7 +48,7 @@ class Connection:
 
     verify: bool | str = True
     cert: CertFiles | None = None
-    proxy: str | None = None
+    proxy: str | None = field(default=None, repr=False)  # may hold credentials
     http_client: Any = field(default=None, repr=False)
     http_async_client: Any = field(default=None, repr=False)
 
