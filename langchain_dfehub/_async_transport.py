@@ -39,6 +39,7 @@ from langchain_dfehub._stream_state import (
     JsonReply,
     ReplyStream,
     Request,
+    enough_of_error_body,
 )
 from langchain_dfehub._urls import display_url, is_tls_failure
 
@@ -245,11 +246,13 @@ async def _raise_for_status(response: httpx.Response, request: Request) -> None:
     if response.status_code < 300:
         return
     body = b""
-    async for data in response.aiter_bytes():
-        body += data
-        if len(body) >= ERROR_BODY_LIMIT:
-            break
-    await response.aclose()
+    try:
+        async for data in response.aiter_bytes():
+            body += data
+            if enough_of_error_body(len(body), request):
+                break
+    finally:
+        await response.aclose()
     raise error_from_status(
         response.status_code,
         response.headers,

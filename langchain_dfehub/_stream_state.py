@@ -86,6 +86,15 @@ class Request:
         )
 
 
+def enough_of_error_body(size: int, request: Request) -> bool:
+    """Whether to stop reading an error body: long enough, or out of time.
+
+    The status already says what failed; a server trickling its error page
+    must not hold the call past its deadline for the words.
+    """
+    return size >= ERROR_BODY_LIMIT or request.past_deadline() is not None
+
+
 class ReplyStream:
     """Follows one streamed reply from its first byte to its end.
 

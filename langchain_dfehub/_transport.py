@@ -34,6 +34,7 @@ from langchain_dfehub._stream_state import (
     JsonReply,
     ReplyStream,
     Request,
+    enough_of_error_body,
 )
 from langchain_dfehub._urls import display_url
 
@@ -223,12 +224,18 @@ def _new_session() -> requests.Session:
 def _raise_for_status(response: requests.Response, request: Request) -> None:
     if response.status_code < 300:
         return
-    body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
-    response.close()
+    body = b""
+    try:
+        for data in _received(response):
+            body += data
+            if enough_of_error_body(len(body), request):
+                break
+    finally:
+        response.close()
     raise error_from_status(
         response.status_code,
         response.headers,
-        body,
+        body[:ERROR_BODY_LIMIT],
         url=display_url(request.url),
         secret=request.secret,
     )

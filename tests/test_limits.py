@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from hostile_server import HostileServer, http_head
 from langchain_dfehub import (
     ChatDfeHub,
     DfeHubProtocolError,
+    DfeHubServerError,
     DfeHubTimeoutError,
     _stream_state,
 )
@@ -148,6 +150,36 @@ def test_a_trickling_server_is_cut_off_at_the_deadline(
     assert caught.value.phase == "deadline"
     assert "deadline of 0.5 s" in str(caught.value)
     assert len(server.requests) == 1  # not retried
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_trickled_error_page_is_cut_at_the_deadline(
+    hostile_server: Start, mode: str
+) -> None:
+    hung_up = threading.Event()
+
+    def trickled_error(conn: socket.socket, request: bytes) -> None:
+        """A 503 whose page comes a byte every 50 ms, until the client leaves."""
+        conn.sendall(http_head("503 Service Unavailable", "text/html") + b"<p>down")
+        end = time.monotonic() + 20
+        try:
+            while time.monotonic() < end:
+                conn.sendall(b".")
+                time.sleep(0.05)
+        except OSError:
+            hung_up.set()
+
+    server = hostile_server(trickled_error)
+    model = ChatDfeHub(
+        base_url=server.base_url, timeout=(5, 5), deadline=0.5, max_retries=0
+    )
+
+    with pytest.raises(DfeHubServerError, match="HTTP 503") as caught:
+        call(model, mode, streaming=False)
+
+    assert "down" in str(caught.value)
+    # The client left while the page was still coming, not at its end.
+    assert hung_up.wait(timeout=10)
 
 
 def test_the_deadline_defaults_to_ten_minutes_and_can_be_lifted() -> None:
