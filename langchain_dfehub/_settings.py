@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from pydantic import SecretStr
 
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
+_PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
 
 
 def check_headers(headers: Mapping[str, str] | None) -> None:
@@ -92,6 +93,23 @@ def split_credentials(url: str) -> tuple[str, str | None]:
     user, _, password = userinfo.partition(":")
     bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return bare, f"{unquote(user)}:{unquote(password)}"
+
+
+def proxy_with_credentials_from_environment(proxy: str | None) -> str | None:
+    """The environment's proxy URL with credentials, if it is `proxy`'s.
+
+    An unpickled model, whose proxy credentials were left out, takes them
+    back from the proxy variables of the process it lands in.
+    """
+    if not proxy:
+        return None
+    for name in _PROXY_VARIABLES:
+        for variable in (name, name.lower()):
+            value = os.environ.get(variable, "")
+            bare, credentials = split_credentials(value)
+            if credentials is not None and bare == proxy:
+                return value
+    return None
 
 
 def authorization(

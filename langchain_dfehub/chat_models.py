@@ -56,6 +56,7 @@ from langchain_dfehub._settings import (
     check_headers,
     check_key,
     check_timeout,
+    proxy_with_credentials_from_environment,
     split_credentials,
 )
 from langchain_dfehub._stream_state import Request
@@ -220,7 +221,8 @@ class ChatDfeHub(BaseChatModel):
 
     proxy: str | None = None
     """Proxy URL for every request. When unset, `HTTPS_PROXY` / `HTTP_PROXY` /
-    `ALL_PROXY` and `NO_PROXY` decide; `""` connects directly regardless."""
+    `ALL_PROXY` and `NO_PROXY` decide; `""` connects directly regardless.
+    Credentials in it are taken out, as for `base_url`: used, never shown."""
 
     http_client: Any = Field(default=None, exclude=True, repr=False)
     """Your own `requests.Session` for the sync path, used as it is (its TLS,
@@ -241,6 +243,8 @@ class ChatDfeHub(BaseChatModel):
     _async_transport: AsyncTransport | None = None
     # `user:password` taken out of base_url; sent, never shown or pickled.
     _url_credentials: SecretStr | None = PrivateAttr(default=None)
+    # The proxy URL with its credentials, when `proxy` had some: the same.
+    _proxy_url: SecretStr | None = PrivateAttr(default=None)
     _connections: ConnectionCache = PrivateAttr(default_factory=ConnectionCache)
 
     @field_validator("base_url")
@@ -291,14 +295,18 @@ class ChatDfeHub(BaseChatModel):
         if credentials is not None:
             self.base_url = bare
             self._url_credentials = SecretStr(credentials)
+        if self.proxy and split_credentials(self.proxy)[1] is not None:
+            self._proxy_url = SecretStr(self.proxy)
+            self.proxy = split_credentials(self.proxy)[0]
         return self
 
     def __getstate__(self) -> dict[Any, Any]:
         """Pickle without credentials, which must not travel in clear.
 
-        The key and base_url's credentials are left out; the unpickled model
-        reads them from `DFEHUB_API_KEY` / `DFEHUB_BASE_URL` again. A user's
-        own HTTP clients belong to this process and are left out too.
+        The key and the credentials of base_url and proxy are left out; the
+        unpickled model reads them from `DFEHUB_API_KEY`, `DFEHUB_BASE_URL`
+        and the proxy variables again. A user's own HTTP clients belong to
+        this process and are left out too.
         """
         state = super().__getstate__()
         fields = dict(state["__dict__"])
@@ -306,9 +314,10 @@ class ChatDfeHub(BaseChatModel):
         left_out = (
             fields.get("api_key") is not None
             or private.get("_url_credentials") is not None
+            or private.get("_proxy_url") is not None
         )
         fields.update(api_key=None, http_client=None, http_async_client=None)
-        private["_url_credentials"] = None
+        private.update(_url_credentials=None, _proxy_url=None)
         return {
             **state,
             "__dict__": fields,
@@ -327,6 +336,9 @@ class ChatDfeHub(BaseChatModel):
             bare, credentials = split_credentials(os.environ.get("DFEHUB_BASE_URL", ""))
             if credentials is not None and bare == self.base_url:
                 self._url_credentials = SecretStr(credentials)
+            proxy = proxy_with_credentials_from_environment(self.proxy)
+            if proxy is not None:
+                self._proxy_url = SecretStr(proxy)
 
     @model_validator(mode="before")
     @classmethod
@@ -456,12 +468,21 @@ class ChatDfeHub(BaseChatModel):
                 url,
                 verify=self.verify,
                 cert=self.cert,
-                proxy=self.proxy,
+                proxy=self._proxy_to_use(),
                 http_client=self.http_client,
                 http_async_client=self.http_async_client,
             ),
             deadline=self.deadline,
         )
+
+    def _proxy_to_use(self) -> str | None:
+        """The proxy field, with the credentials taken out of it put back."""
+        hidden = self._proxy_url
+        if hidden is not None and self.proxy:
+            full = hidden.get_secret_value()
+            if split_credentials(full)[0] == self.proxy:
+                return full
+        return self.proxy
 
     def _headers(self, stream: bool, authorization: str | None) -> dict[str, str]:
         headers = {

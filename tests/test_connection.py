@@ -11,7 +11,9 @@ the model is built.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import pickle
 import shutil
 import socket
 import ssl
@@ -24,6 +26,7 @@ import httpx
 import pytest
 import requests
 from hostile_server import HostileServer, http_head
+from langchain_core.load import dumpd
 
 from langchain_dfehub import ChatDfeHub, DfeHubAPIError, DfeHubConnectionError
 from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
@@ -255,6 +258,31 @@ def test_the_environment_is_read_once_on_the_first_call(
     assert call(model, "async") == "hi"
 
 
+PROXY_PASSWORD = "proxy-pw-0123456789"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_credentials_in_the_proxy_are_sent_but_never_shown(
+    emulator: DfeHubEmulator, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = origin(emulator).replace("http://", f"http://bob:{PROXY_PASSWORD}@")
+    model = ChatDfeHub(base_url=UNKNOWN_HOST, proxy=proxy, max_retries=0)
+
+    assert call(model, mode) == "hi"
+    basic = base64.b64encode(f"bob:{PROXY_PASSWORD}".encode()).decode()
+    assert emulator.requests[-1].headers["proxy-authorization"] == f"Basic {basic}"
+    assert model.proxy == origin(emulator)
+    shown = [repr(model), json.dumps(dumpd(model)), str(model.model_dump())]
+    assert all(PROXY_PASSWORD not in place for place in shown)
+
+    # Not pickled either; the unpickled copy takes them from its environment.
+    pickled = pickle.dumps(model)
+    assert PROXY_PASSWORD.encode() not in pickled
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    assert call(pickle.loads(pickled), mode) == "hi"
+    assert emulator.requests[-1].headers["proxy-authorization"] == f"Basic {basic}"
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_copies_with_other_settings_keep_their_own_connections(
     emulator: DfeHubEmulator, mode: str
@@ -302,8 +330,6 @@ def test_something_else_as_a_client_is_refused() -> None:
 
 
 def test_user_clients_are_not_pickled(emulator: DfeHubEmulator) -> None:
-    import pickle
-
     with requests.Session() as session:
         model = ChatDfeHub(base_url=emulator.base_url, http_client=session)
         twin = pickle.loads(pickle.dumps(model))
