@@ -17,6 +17,10 @@ from ._replies import Reply
 
 SYSTEM_FINGERPRINT = "fp_dfehub_emulator"
 DONE_EVENT = b"data: [DONE]\n\n"
+# The emulator is deterministic: the token it sends had probability 1, and
+# every alternative probability 0, written as OpenAI writes "impossible".
+CHOSEN_LOGPROB = 0.0
+ALTERNATIVE_LOGPROB = -9999.0
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,10 @@ class Identity:
     model: str
     call_id_prefix: str
 
-    def call_id(self, index: int) -> str:
-        """The id of the answer's `index`-th tool call."""
+    def call_id(self, index: int, choice: int = 0) -> str:
+        """The id of the `index`-th tool call of one choice of the answer."""
+        if choice:
+            return f"{self.call_id_prefix}{choice}_{index}"
         return f"{self.call_id_prefix}{index}"
 
 
@@ -55,12 +61,44 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def usage_object(reply: Reply) -> dict[str, Any]:
-    """OpenAI's `usage` object, with the detail fields it always includes."""
+def token_logprob(token: str, top: int) -> dict[str, Any]:
+    """One entry of `logprobs.content`: the token and its `top` alternatives.
+
+    The first alternative is the token itself; the others are `<altN>`.
+    """
+    alternatives = [token, *(f"<alt{rank}>" for rank in range(1, top))][:top]
+    return {
+        "token": token,
+        "logprob": CHOSEN_LOGPROB,
+        "bytes": list(token.encode()),
+        "top_logprobs": [
+            {
+                "token": alternative,
+                "logprob": CHOSEN_LOGPROB if rank == 0 else ALTERNATIVE_LOGPROB,
+                "bytes": list(alternative.encode()),
+            }
+            for rank, alternative in enumerate(alternatives)
+        ],
+    }
+
+
+def _logprobs(pieces: tuple[str, ...], top: int | None) -> dict[str, Any] | None:
+    if top is None:
+        return None
+    content = [token_logprob(piece, top) for piece in pieces] if pieces else None
+    return {"content": content, "refusal": None}
+
+
+def usage_object(reply: Reply, choices: int = 1) -> dict[str, Any]:
+    """OpenAI's `usage` object, with the detail fields it always includes.
+
+    Completion tokens count every choice; the prompt is counted once.
+    """
+    completion_tokens = reply.completion_tokens * choices
     return {
         "prompt_tokens": reply.prompt_tokens,
-        "completion_tokens": reply.completion_tokens,
-        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": reply.prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0,
@@ -71,22 +109,14 @@ def usage_object(reply: Reply) -> dict[str, Any]:
     }
 
 
-def render_completion(reply: Reply, identity: Identity) -> bytes:
-    """The `chat.completion` object for a non-streaming request."""
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": None if reply.tool_calls else reply.content,
-        "refusal": None,
-    }
-    if reply.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": identity.call_id(index),
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-            for index, call in enumerate(reply.tool_calls)
-        ]
+def render_completion(
+    reply: Reply, identity: Identity, *, choices: int = 1, logprobs: int | None = None
+) -> bytes:
+    """The `chat.completion` object for a non-streaming request.
+
+    `choices` copies of the reply (OpenAI's `n`), with `logprobs.content`
+    when `logprobs` (the number of top alternatives) is not None.
+    """
     body = {
         "id": identity.completion_id,
         "object": "chat.completion",
@@ -95,24 +125,50 @@ def render_completion(reply: Reply, identity: Identity) -> bytes:
         "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": [
             {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
+                "index": choice,
+                "message": _message(reply, identity, choice),
+                "logprobs": _logprobs(reply.pieces, logprobs),
                 "finish_reason": reply.finish_reason,
             }
+            for choice in range(choices)
         ],
-        "usage": usage_object(reply),
+        "usage": usage_object(reply, choices),
     }
     return _dumps(body).encode()
 
 
+def _message(reply: Reply, identity: Identity, choice: int) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if reply.tool_calls else reply.content,
+        "refusal": None,
+    }
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": identity.call_id(index, choice),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for index, call in enumerate(reply.tool_calls)
+        ]
+    return message
+
+
 def render_stream(
-    reply: Reply, identity: Identity, *, include_usage: bool
+    reply: Reply,
+    identity: Identity,
+    *,
+    include_usage: bool,
+    choices: int = 1,
+    logprobs: int | None = None,
 ) -> StreamEvents:
     """The `chat.completion.chunk` events of a streaming answer.
 
     With `include_usage`, every chunk carries `"usage": null` and a last chunk
-    with no choices carries the usage, as OpenAI does.
+    with no choices carries the usage, as OpenAI does. With several `choices`,
+    each chunk carries one choice, and the choices' chunks take turns, as
+    OpenAI interleaves them; all finish chunks come after all answer chunks.
     """
     head = (
         f'data: {{"id":{_dumps(identity.completion_id)},'
@@ -121,17 +177,59 @@ def render_stream(
         f'"system_fingerprint":"{SYSTEM_FINGERPRINT}",'
     )
     usage_tail = ',"usage":null' if include_usage else ""
-    open_delta = head + '"choices":[{"index":0,"delta":'
+    per_choice = [
+        _choice_events(reply, identity, head, usage_tail, choice, logprobs)
+        for choice in range(choices)
+    ]
+    answer = [role for role, _, _ in per_choice[1:]]
+    longest = max(len(events) for _, events, _ in per_choice)
+    for position in range(longest):
+        answer.extend(
+            events[position] for _, events, _ in per_choice if position < len(events)
+        )
+    usage = None
+    if include_usage:
+        usage = (
+            head + f'"choices":[],"usage":{_dumps(usage_object(reply, choices))}}}\n\n'
+        ).encode()
+    return StreamEvents(
+        role=per_choice[0][0],
+        answer=answer,
+        finish=b"".join(finish for _, _, finish in per_choice),
+        usage=usage,
+    )
+
+
+def _choice_events(
+    reply: Reply,
+    identity: Identity,
+    head: str,
+    usage_tail: str,
+    choice: int,
+    logprobs: int | None,
+) -> tuple[bytes, list[bytes], bytes]:
+    """One choice's role event, answer events and finish event."""
+    open_delta = head + f'"choices":[{{"index":{choice},"delta":'
     close_delta = ',"logprobs":null,"finish_reason":null}]' + usage_tail + "}\n\n"
 
     def event(delta: str) -> bytes:
         return (open_delta + delta + close_delta).encode()
 
-    answer = [event(f'{{"content":{_dumps(piece)}}}') for piece in reply.pieces]
+    if logprobs is None:
+        answer = [event(f'{{"content":{_dumps(piece)}}}') for piece in reply.pieces]
+    else:
+        answer = [
+            (
+                f'{open_delta}{{"content":{_dumps(piece)}}},"logprobs":'
+                f'{_dumps(_logprobs((piece,), logprobs))},"finish_reason":null}}]'
+                f"{usage_tail}}}\n\n"
+            ).encode()
+            for piece in reply.pieces
+        ]
     for index, call in enumerate(reply.tool_calls):
         start = {
             "index": index,
-            "id": identity.call_id(index),
+            "id": identity.call_id(index, choice),
             "type": "function",
             "function": {"name": call.name, "arguments": ""},
         }
@@ -142,14 +240,4 @@ def render_stream(
         f'{open_delta}{{}},"logprobs":null,'
         f'"finish_reason":"{reply.finish_reason}"}}]{usage_tail}}}\n\n'
     ).encode()
-    usage = None
-    if include_usage:
-        usage = (
-            head + f'"choices":[],"usage":{_dumps(usage_object(reply))}}}\n\n'
-        ).encode()
-    return StreamEvents(
-        role=event('{"role":"assistant","content":""}'),
-        answer=answer,
-        finish=finish,
-        usage=usage,
-    )
+    return event('{"role":"assistant","content":""}'), answer, finish

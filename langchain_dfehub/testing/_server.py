@@ -416,10 +416,19 @@ class _Service:
         reply = compose_reply(chat)
         identity = self._state.next_identity(chat.model)
         if chat.stream:
-            events = render_stream(reply, identity, include_usage=chat.include_usage)
+            events = render_stream(
+                reply,
+                identity,
+                include_usage=chat.include_usage,
+                choices=chat.n,
+                logprobs=chat.logprobs,
+            )
             await self._stream(exchange, events, fault)
         else:
-            await self._complete(exchange, render_completion(reply, identity), fault)
+            body = render_completion(
+                reply, identity, choices=chat.n, logprobs=chat.logprobs
+            )
+            await self._complete(exchange, body, fault)
 
     async def _complete(
         self, exchange: _Exchange, body: bytes, fault: Fault | None
