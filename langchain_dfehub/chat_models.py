@@ -40,10 +40,15 @@ from pydantic import (
     model_validator,
 )
 
+from langchain_dfehub._arguments import (
+    check_choices,
+    merge_extra_body,
+    sort_init_arguments,
+)
 from langchain_dfehub._messages import (
     chunk_to_message,
     messages_to_dicts,
-    response_to_message,
+    response_to_messages,
 )
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._stream_state import Request
@@ -71,6 +76,9 @@ _SAMPLING_FIELDS = (
     "presence_penalty",
     "frequency_penalty",
     "max_tokens",
+    "n",
+    "logprobs",
+    "top_logprobs",
 )
 _USER_AGENT = f"langchain-dfehub/{__version__}"
 _STREAM_ACCEPT = "text/event-stream, application/json"
@@ -101,7 +109,8 @@ class ChatDfeHub(BaseChatModel):
     never retried, so no text is delivered twice.
     """
 
-    model_config = ConfigDict(populate_by_name=True)
+    # A validation error must not print the arguments: they may hold the key.
+    model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
 
     model: str = DEFAULT_MODEL
     """Name of the model to use; the service served `gpt-3.5-turbo`."""
@@ -134,6 +143,19 @@ class ChatDfeHub(BaseChatModel):
 
     max_tokens: int | None = None
     """Most tokens the answer may have; the server's default when unset."""
+
+    n: int | None = Field(default=None, ge=1)
+    """How many answers (choices) to generate; each becomes a generation.
+
+    Above 1 only without streaming: a stream delivers one message."""
+
+    logprobs: bool | None = None
+    """Ask for each answer token's log probability, returned in
+    `response_metadata["logprobs"]`."""
+
+    top_logprobs: int | None = Field(default=None, ge=0)
+    """How many most likely alternatives to return per token (with
+    `logprobs=True`)."""
 
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Sequences at which the server stops the answer (one string is a list
@@ -173,6 +195,11 @@ class ChatDfeHub(BaseChatModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra fields for the request body, sent as given (e.g. `seed`)."""
 
+    extra_body: dict[str, Any] | None = None
+    """Fields merged at the top level of every request body, for a server's own
+    parameters (vLLM's `top_k`, `chat_template_kwargs`); a call's
+    `extra_body=` is merged over it."""
+
     _sync_transport: SyncTransport = PrivateAttr(default_factory=SyncTransport)
     _async_transport: AsyncTransport | None = None
 
@@ -201,26 +228,17 @@ class ChatDfeHub(BaseChatModel):
     @model_validator(mode="before")
     @classmethod
     def _collect_extra_fields(cls, values: Any) -> Any:
-        """Move unknown keyword arguments into `model_kwargs`, as body fields."""
+        """Rename ChatOpenAI's spellings, refuse settings, move the rest to the body."""
         if not isinstance(values, dict):
             return values
-        known = set()
-        for name, field in cls.model_fields.items():
-            known.add(name)
-            if field.alias:
-                known.add(field.alias)
-        extra = {key: values[key] for key in list(values) if key not in known}
-        if not extra:
-            return values
-        values = {key: value for key, value in values.items() if key in known}
-        model_kwargs = dict(values.get("model_kwargs") or {})
-        clash = set(extra) & set(model_kwargs)
-        if clash:
-            msg = f"{sorted(clash)} given both as arguments and in model_kwargs."
+        return sort_init_arguments(values, cls.model_fields)
+
+    @model_validator(mode="after")
+    def _one_choice_when_streaming(self) -> ChatDfeHub:
+        if self.streaming and self.n is not None and self.n > 1:
+            msg = "n must be 1 with streaming=True: a stream delivers one message."
             raise ValueError(msg)
-        model_kwargs.update(extra)
-        values["model_kwargs"] = model_kwargs
-        return values
+        return self
 
     # --- LangChain identity ---------------------------------------------------
 
@@ -294,9 +312,12 @@ class ChatDfeHub(BaseChatModel):
             body["stop"] = stop
         body.update(self.model_kwargs)
         stream_usage = kwargs.pop("stream_usage", self.stream_usage)
+        call_extra_body = kwargs.pop("extra_body", None)
         for key, value in kwargs.items():
             if not key.startswith("ls_"):  # tracing hints, not for the server
                 body[key] = value
+        merge_extra_body(body, self.extra_body, call_extra_body)
+        check_choices(body, stream=stream)
         body["messages"] = messages_to_dicts(messages)
         body["stream"] = stream
         if stream and stream_usage:
@@ -490,18 +511,20 @@ class ChatDfeHub(BaseChatModel):
 
 
 def _chat_result(response: Mapping[str, Any]) -> ChatResult:
-    message = response_to_message(response)
     llm_output = {
         "model_name": response.get("model"),
         "token_usage": response.get("usage"),
         "id": response.get("id"),
     }
-    finish_reason = message.response_metadata.get("finish_reason")
     return ChatResult(
         generations=[
             ChatGeneration(
-                message=message, generation_info={"finish_reason": finish_reason}
+                message=message,
+                generation_info={
+                    "finish_reason": message.response_metadata.get("finish_reason")
+                },
             )
+            for message in response_to_messages(response)
         ],
         llm_output=llm_output,
     )

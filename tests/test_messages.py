@@ -453,6 +453,38 @@ def test_usage_becomes_usage_metadata_with_cache_and_reasoning_details() -> None
     }
 
 
+def test_audio_token_details_map_to_langchains_names_on_both_sides() -> None:
+    usage = usage_from_dict(
+        {
+            "prompt_tokens": 50,
+            "completion_tokens": 20,
+            "prompt_tokens_details": {"cached_tokens": 8, "audio_tokens": 30},
+            "completion_tokens_details": {
+                "reasoning_tokens": 5,
+                "audio_tokens": 9,
+                "accepted_prediction_tokens": 1,
+            },
+        }
+    )
+    assert usage is not None
+    assert usage.get("input_token_details") == {"cache_read": 8, "audio": 30}
+    assert usage.get("output_token_details") == {"reasoning": 5, "audio": 9}
+
+
+def test_null_or_odd_details_are_left_out() -> None:
+    usage = usage_from_dict(
+        {
+            "prompt_tokens": 1,
+            "completion_tokens": 1,
+            "prompt_tokens_details": None,
+            "completion_tokens_details": {"reasoning_tokens": None, "audio_tokens": "9"},
+        }
+    )
+    assert usage is not None
+    assert "input_token_details" not in usage
+    assert "output_token_details" not in usage
+
+
 def test_usage_without_total_is_summed_and_missing_usage_is_none() -> None:
     assert usage_from_dict({"prompt_tokens": 3, "completion_tokens": 4}) == {
         "input_tokens": 3,

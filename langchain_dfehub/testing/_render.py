@@ -16,6 +16,7 @@ from typing import Any
 from ._replies import Reply
 
 SYSTEM_FINGERPRINT = "fp_dfehub_emulator"
+SERVICE_TIER = "default"
 DONE_EVENT = b"data: [DONE]\n\n"
 # The emulator is deterministic: the token it sends had probability 1, and
 # every alternative probability 0, written as OpenAI writes "impossible".
@@ -123,6 +124,7 @@ def render_completion(
         "created": identity.created,
         "model": identity.model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
+        "service_tier": SERVICE_TIER,
         "choices": [
             {
                 "index": choice,
@@ -175,6 +177,7 @@ def render_stream(
         f'"object":"chat.completion.chunk","created":{identity.created},'
         f'"model":{_dumps(identity.model)},'
         f'"system_fingerprint":"{SYSTEM_FINGERPRINT}",'
+        f'"service_tier":"{SERVICE_TIER}",'
     )
     usage_tail = ',"usage":null' if include_usage else ""
     per_choice = [
