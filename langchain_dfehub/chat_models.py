@@ -52,6 +52,7 @@ from langchain_dfehub._messages import (
 )
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._stream_state import Request
+from langchain_dfehub._tokens import count_message_tokens, pseudo_token_ids
 from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
@@ -432,6 +433,29 @@ class ChatDfeHub(BaseChatModel):
         request = self._request(messages, stop, stream=True, **kwargs)
         async for data in self._atransport.stream(request):
             yield _generation_chunk(data)
+
+    # --- token counting ---------------------------------------------------------------
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of the text: `custom_get_token_ids`'s, or offline stand-ins.
+
+        Without `custom_get_token_ids`, the ids stand for an offline estimate
+        of the tokens (see `_tokens`): their number is the estimated count,
+        within about 5% of gpt-3.5-turbo's tokenizer on whole texts.
+        """
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        return pseudo_token_ids(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Tokens of a conversation as one request: text, tool calls, tools.
+
+        Adds OpenAI's accounting of 3 tokens per message, 1 per name and 3 for
+        the reply; images, audio and files are not counted.
+        """
+        return count_message_tokens(messages, self.get_num_tokens, tools)
 
     # --- tools and structured output -----------------------------------------------
 
