@@ -56,6 +56,8 @@ from langchain_dfehub._tokens import count_message_tokens, pseudo_token_ids
 from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
+    parse_unless_tool_call,
+    response_format_to_wire,
     structured_output_parts,
     tool_choice_to_wire,
     tools_to_wire,
@@ -466,6 +468,7 @@ class ChatDfeHub(BaseChatModel):
         tool_choice: dict[str, Any] | str | bool | None = None,
         strict: bool | None = None,
         parallel_tool_calls: bool | None = None,
+        response_format: dict[str, Any] | type | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools the model may call.
@@ -479,15 +482,27 @@ class ChatDfeHub(BaseChatModel):
             strict: Ask the server to follow the tools' schemas exactly.
             parallel_tool_calls: Allow (or forbid) several calls in one answer;
                 the server's default when unset.
+            response_format: A schema for the answer when the model calls no
+                tool (a pydantic class, TypedDict, JSON schema or
+                `response_format` dict); the JSON arrives in `content`. With
+                it, tools default to `strict=True`, as OpenAI requires.
             **kwargs: More request fields to bind.
         """
+        if response_format is not None:
+            if strict is None:
+                strict = True
+            kwargs["response_format"] = response_format_to_wire(
+                response_format, strict
+            )
         wire_tools = tools_to_wire(tools, strict=strict)
         choice = tool_choice_to_wire(tool_choice, wire_tools)
         if choice is not None:
             kwargs["tool_choice"] = choice
         if parallel_tool_calls is not None:
             kwargs["parallel_tool_calls"] = parallel_tool_calls
-        return super().bind(tools=wire_tools, **kwargs)
+        if wire_tools:  # OpenAI refuses an empty `tools` list
+            kwargs["tools"] = wire_tools
+        return super().bind(**kwargs)
 
     def with_structured_output(
         self,
@@ -496,6 +511,7 @@ class ChatDfeHub(BaseChatModel):
         method: StructuredMethod = "function_calling",
         include_raw: bool = False,
         strict: bool | None = None,
+        tools: Sequence[ToolLike] | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
         """Return a runnable whose output follows `schema`.
@@ -508,7 +524,11 @@ class ChatDfeHub(BaseChatModel):
                 object; say in the prompt which keys you want).
             include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of
                 raising when the answer does not parse.
-            strict: Ask the server to follow the schema exactly.
+            strict: Ask the server to follow the schema exactly (the schema is
+                made strict-mode compliant).
+            tools: Tools the model may call instead of answering, with
+                `method="json_schema"`: an answer that calls a tool parses to
+                `None` (use `include_raw=True` to see the calls).
             **kwargs: Not accepted; present to report misuse clearly.
 
         Raises:
@@ -518,6 +538,15 @@ class ChatDfeHub(BaseChatModel):
             msg = f"with_structured_output got unexpected arguments {sorted(kwargs)}."
             raise ValueError(msg)
         bound_kwargs, parser = structured_output_parts(schema, method, strict)
+        if tools:
+            if method != "json_schema":
+                msg = (
+                    f"with_structured_output(tools=...) needs method='json_schema',"
+                    f" not {method!r}: the other methods use tools themselves."
+                )
+                raise ValueError(msg)
+            bound_kwargs["tools"] = tools_to_wire(tools, strict=strict)
+            parser = parse_unless_tool_call(parser)
         structured_format = {
             "kwargs": {"method": method, "strict": strict},
             "schema": schema,

@@ -326,6 +326,7 @@ def test_a_completion_has_openais_shape(client: httpx.Client) -> None:
         "created",
         "model",
         "system_fingerprint",
+        "service_tier",
         "choices",
         "usage",
     }
@@ -372,6 +373,7 @@ def test_a_stream_has_openais_chunk_shape(client: httpx.Client) -> None:
             "created",
             "model",
             "system_fingerprint",
+            "service_tier",
             "choices",
         }
         assert chunk["object"] == "chat.completion.chunk"
