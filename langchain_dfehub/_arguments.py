@@ -57,8 +57,7 @@ REFUSED: Mapping[str, str] = {
         "Send it as a header: default_headers={'OpenAI-Organization': '...'}."
     ),
     "openai_proxy": (
-        "Set HTTPS_PROXY (or HTTP_PROXY) in the environment; both transports"
-        " honour it."
+        "Set HTTPS_PROXY (or HTTP_PROXY) in the environment; both transports honour it."
     ),
     "http_client": _OWN_CONNECTIONS,
     "http_async_client": _OWN_CONNECTIONS,
@@ -79,8 +78,7 @@ REFUSED: Mapping[str, str] = {
         " custom_get_token_ids= with your tokenizer for exact counts."
     ),
     "stream_chunk_timeout": (
-        "Use timeout=(connect, read): the read timeout bounds every wait for a"
-        " chunk."
+        "Use timeout=(connect, read): the read timeout bounds every wait for a chunk."
     ),
     "include_response_headers": "Response headers are not kept.",
     "disabled_params": "Leave out the parameters the server does not accept.",
@@ -224,15 +222,12 @@ def _is_plain_json(value: Any) -> bool:
         return all(_is_plain_json(item) for item in value)
     if isinstance(value, dict):
         return all(
-            isinstance(key, str) and _is_plain_json(item)
-            for key, item in value.items()
+            isinstance(key, str) and _is_plain_json(item) for key, item in value.items()
         )
     return False
 
 
-def merge_extra_body(
-    body: dict[str, Any], *extras: Mapping[str, Any] | None
-) -> None:
+def merge_extra_body(body: dict[str, Any], *extras: Mapping[str, Any] | None) -> None:
     """Merge `extra_body` mappings into the body's top level, later ones winning.
 
     Raises:
@@ -243,10 +238,7 @@ def merge_extra_body(
             continue
         owned = sorted(set(extra) & set(_CLIENT_OWNED))
         if owned:
-            msg = (
-                f"extra_body may not set {owned}: the model sets them for each"
-                " call."
-            )
+            msg = f"extra_body may not set {owned}: the model sets them for each call."
             raise ValueError(msg)
         body.update(extra)
 

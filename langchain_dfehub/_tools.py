@@ -80,9 +80,9 @@ def _make_strict(node: Any) -> None:
         required = set(node.get("required") or ())
         for name, sub in properties.items():
             _make_strict(sub)
-            if name not in required and isinstance(sub, dict):
-                if sub.get("default") is None:
-                    properties[name] = _nullable(sub)
+            optional = name not in required and isinstance(sub, dict)
+            if optional and sub.get("default") is None:
+                properties[name] = _nullable(sub)
         node["required"] = list(properties)
     if node.get("type") == "object" or isinstance(properties, dict):
         node["additionalProperties"] = False
@@ -105,7 +105,9 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
         return result
     if isinstance(schema.get("anyOf"), list):
         return {**schema, "anyOf": [*schema["anyOf"], {"type": "null"}]}
-    outer = {key: schema[key] for key in ("title", "description") if key in schema}
+    outer: dict[str, Any] = {
+        key: schema[key] for key in ("title", "description") if key in schema
+    }
     inner = {key: value for key, value in schema.items() if key not in outer}
     return {**outer, "anyOf": [inner, {"type": "null"}]}
 
@@ -177,6 +179,7 @@ def structured_output_parts(
         JsonOutputKeyToolsParser,
         PydanticToolsParser,
     )
+
     pydantic = is_pydantic_class(schema)
     parser: Runnable[Any, Any]
     if method == "function_calling":

@@ -50,6 +50,7 @@ from langchain_dfehub._messages import (
     messages_to_dicts,
     response_to_messages,
 )
+from langchain_dfehub._profiles import default_profile
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._stream_state import Request
 from langchain_dfehub._tokens import count_message_tokens, pseudo_token_ids
@@ -67,6 +68,8 @@ from langchain_dfehub._urls import chat_completions_url, display_url
 from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
+    from langchain_core.language_models.model_profile import ModelProfile
+
     from langchain_dfehub._async_transport import AsyncTransport
 
 DEFAULT_BASE_URL = "https://chat.dfehub.com/api/openai/v1"
@@ -280,6 +283,10 @@ class ChatDfeHub(BaseChatModel):
             params["ls_stop"] = stop
         return params
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """The known profile of `model` (gpt-3.5-turbo's), unless one is given."""
+        return default_profile(self.model)
+
     @classmethod
     def is_lc_serializable(cls) -> bool:
         """The model can be saved with `dumpd` and loaded back (keys excluded)."""
@@ -491,9 +498,7 @@ class ChatDfeHub(BaseChatModel):
         if response_format is not None:
             if strict is None:
                 strict = True
-            kwargs["response_format"] = response_format_to_wire(
-                response_format, strict
-            )
+            kwargs["response_format"] = response_format_to_wire(response_format, strict)
         wire_tools = tools_to_wire(tools, strict=strict)
         choice = tool_choice_to_wire(tool_choice, wire_tools)
         if choice is not None:

@@ -477,7 +477,10 @@ def test_null_or_odd_details_are_left_out() -> None:
             "prompt_tokens": 1,
             "completion_tokens": 1,
             "prompt_tokens_details": None,
-            "completion_tokens_details": {"reasoning_tokens": None, "audio_tokens": "9"},
+            "completion_tokens_details": {
+                "reasoning_tokens": None,
+                "audio_tokens": "9",
+            },
         }
     )
     assert usage is not None

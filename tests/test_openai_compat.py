@@ -263,3 +263,30 @@ def test_a_known_api_parameter_goes_to_the_body_silently(
     model = ChatDfeHub(seed=7, logit_bias={"50256": -100})
     assert model.model_kwargs == {"seed": 7, "logit_bias": {"50256": -100}}
     assert not [w for w in recwarn if "model_kwargs" in str(w.message)]
+
+
+# --- profile --------------------------------------------------------------------
+
+
+def test_the_services_model_has_a_profile() -> None:
+    profile = ChatDfeHub().profile
+    assert profile is not None
+    assert profile["max_input_tokens"] == 16385
+    assert profile["tool_calling"] is True
+    assert profile["structured_output"] is False
+    assert profile["reasoning_output"] is False
+
+
+def test_an_unknown_model_has_no_profile_unless_given() -> None:
+    assert ChatDfeHub(model="qwen2.5-coder").profile is None
+    given = ChatDfeHub(model="qwen2.5-coder", profile={"max_input_tokens": 4096})
+    assert given.profile == {"max_input_tokens": 4096}
+
+
+def test_each_model_owns_its_profile() -> None:
+    first, second = ChatDfeHub(), ChatDfeHub()
+    assert first.profile is not None
+    first.profile["max_input_tokens"] = 1
+    assert second.profile is not None
+    assert second.profile["max_input_tokens"] == 16385
+    assert "profile" not in str(dumpd(second))

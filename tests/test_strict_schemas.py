@@ -77,7 +77,10 @@ def test_a_strict_schema_requires_everything_and_closes_every_object() -> None:
                 },
                 "list": {
                     "type": "array",
-                    "items": {"type": "object", "properties": {"d": {"type": "number"}}},
+                    "items": {
+                        "type": "object",
+                        "properties": {"d": {"type": "number"}},
+                    },
                 },
             },
             "required": ["a"],
@@ -156,7 +159,7 @@ def test_strict_json_schema_structured_output_is_compliant_and_parses(
         assert obj["additionalProperties"] is False
 
 
-# --- bind_tools(response_format=...) ---------------------------------------------------
+# --- bind_tools(response_format=...) ----------------------------------------
 
 
 def test_bind_tools_sends_a_response_format_and_strict_tools(
