@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_requests import last_body, merge_chunks
 from langchain_core.load import dumpd
-from langchain_core.messages import AIMessageChunk, BaseMessageChunk, HumanMessage
+from langchain_core.messages import HumanMessage
 
 from langchain_dfehub import ChatDfeHub
 from langchain_dfehub.testing import DfeHubEmulator
@@ -22,20 +23,6 @@ from langchain_dfehub.testing import DfeHubEmulator
 @pytest.fixture
 def model(dfehub_emulator: DfeHubEmulator) -> ChatDfeHub:
     return ChatDfeHub(base_url=dfehub_emulator.base_url)
-
-
-def last_body(emulator: DfeHubEmulator) -> dict[str, Any]:
-    body = emulator.requests[-1].body
-    assert isinstance(body, dict)
-    return body
-
-
-def merge(chunks: list[BaseMessageChunk]) -> AIMessageChunk:
-    merged = chunks[0]
-    for chunk in chunks[1:]:
-        merged += chunk
-    assert isinstance(merged, AIMessageChunk)
-    return merged
 
 
 # --- n > 1 ----------------------------------------------------------------------
@@ -115,7 +102,7 @@ def test_no_logprobs_key_unless_asked(model: ChatDfeHub) -> None:
 
 def test_a_merged_stream_has_the_logprobs_of_every_token(model: ChatDfeHub) -> None:
     chunks = list(model.stream("red green blue", logprobs=True))
-    merged = merge(chunks)
+    merged = merge_chunks(chunks)
 
     entries = merged.response_metadata["logprobs"]["content"]
     assert "".join(entry["token"] for entry in entries) == merged.content
@@ -124,7 +111,7 @@ def test_a_merged_stream_has_the_logprobs_of_every_token(model: ChatDfeHub) -> N
 
 async def test_an_async_merged_stream_has_the_logprobs_too(model: ChatDfeHub) -> None:
     chunks = [chunk async for chunk in model.astream("a b c d", logprobs=True)]
-    entries = merge(chunks).response_metadata["logprobs"]["content"]
+    entries = merge_chunks(chunks).response_metadata["logprobs"]["content"]
     assert [entry["token"] for entry in entries] == ["a ", "b ", "c ", "d"]
 
 
@@ -151,7 +138,7 @@ def test_invoke_keeps_service_tier_fingerprint_and_usage_details(
 
 
 async def test_a_merged_stream_keeps_them_once(model: ChatDfeHub) -> None:
-    merged = merge([chunk async for chunk in model.astream("details")])
+    merged = merge_chunks([chunk async for chunk in model.astream("details")])
     assert merged.response_metadata["service_tier"] == "default"
     assert merged.response_metadata["system_fingerprint"] == "fp_dfehub_emulator"
     usage = merged.usage_metadata

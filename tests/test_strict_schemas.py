@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+from emulator_requests import last_body
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
@@ -39,12 +40,6 @@ class Person(BaseModel):
 def get_weather(city: str) -> str:
     """Return the current weather in a city."""
     return f"It is sunny in {city}."
-
-
-def body_of(emulator: DfeHubEmulator) -> dict[str, Any]:
-    body = emulator.requests[-1].body
-    assert isinstance(body, dict)
-    return body
 
 
 def objects_in(schema: Any) -> list[dict[str, Any]]:
@@ -135,7 +130,7 @@ def test_the_original_schema_is_left_alone() -> None:
 def test_strict_tools_are_sent_compliant(dfehub_emulator: DfeHubEmulator) -> None:
     model = ChatDfeHub(base_url=dfehub_emulator.base_url)
     model.bind_tools([Person], strict=True).invoke("Person named 'Ann'")
-    [spec] = body_of(dfehub_emulator)["tools"]
+    [spec] = last_body(dfehub_emulator)["tools"]
     assert spec["function"]["strict"] is True
     parameters = spec["function"]["parameters"]
     assert parameters["required"] == ["name", "age", "nickname", "address"]
@@ -153,7 +148,7 @@ def test_strict_json_schema_structured_output_is_compliant_and_parses(
     person = structured.invoke("Remember 'Ann'")
     assert isinstance(person, Person)
     assert person.name == "Ann"
-    sent = body_of(dfehub_emulator)["response_format"]["json_schema"]
+    sent = last_body(dfehub_emulator)["response_format"]["json_schema"]
     assert sent["strict"] is True
     for obj in objects_in(sent["schema"]):
         assert obj["additionalProperties"] is False
@@ -171,7 +166,7 @@ def test_bind_tools_sends_a_response_format_and_strict_tools(
     answer = bound.invoke("Where do you live? Say 'Oslo'.")
     # Strict mode made `street` required, so the emulator fills it too.
     assert Address.model_validate_json(answer.text).city == "Oslo"
-    body = body_of(dfehub_emulator)
+    body = last_body(dfehub_emulator)
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["name"] == "Address"
     assert body["response_format"]["json_schema"]["strict"] is True
@@ -199,7 +194,7 @@ async def test_bind_tools_takes_the_agents_response_format_dict(
     }
     answer = await model.bind_tools([], response_format=agent_format).ainvoke("hey")
     assert json.loads(answer.text) == {"text": "hey"}
-    sent = body_of(dfehub_emulator)["response_format"]["json_schema"]
+    sent = last_body(dfehub_emulator)["response_format"]["json_schema"]
     assert sent["strict"] is False  # the dict's own choice wins
     assert sent["schema"] == agent_format["json_schema"]["schema"]
 
@@ -225,7 +220,7 @@ def test_structured_output_with_tools_parses_or_gives_the_tool_call(
 
     answered = structured.invoke("I live in 'Bergen'")
     assert answered["parsed"] == Address(city="Bergen")
-    assert body_of(dfehub_emulator)["tools"][0]["function"]["name"] == "get_weather"
+    assert last_body(dfehub_emulator)["tools"][0]["function"]["name"] == "get_weather"
 
     called = structured.invoke('What is the weather in "Oslo"?')
     assert called["parsed"] is None

@@ -196,13 +196,17 @@ def _check_int_range(
     value = given.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _wrong_type(name, "an integer", value)
+    _check_range(name, value, low, high, "an integer")
+    return value
+
+
+def _check_range(name: str, value: float, low: float, high: float, kind: str) -> None:
     if not low <= value <= high:
         raise InvalidRequest(
-            f"Invalid '{name}': {value} is out of range; expected an integer "
+            f"Invalid '{name}': {value} is out of range; expected {kind} "
             f"from {low} to {high}.",
             name,
         )
-    return value
 
 
 def _check_logprobs(given: Mapping[str, Any]) -> int | None:
@@ -226,12 +230,7 @@ def _check_ranges(given: Mapping[str, Any]) -> None:
         value = given[name]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong_type(name, "a decimal", value)
-        if not low <= value <= high:
-            raise InvalidRequest(
-                f"Invalid '{name}': {value} is out of range; expected a value "
-                f"from {low} to {high}.",
-                name,
-            )
+        _check_range(name, value, low, high, "a value")
 
 
 def _check_messages(messages: object) -> tuple[Mapping[str, Any], ...]:
