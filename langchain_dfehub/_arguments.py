@@ -257,6 +257,6 @@ def check_choices(body: Mapping[str, Any], *, stream: bool) -> None:
     if stream and isinstance(n, int) and n > 1:
         msg = (
             f"n={n} cannot be streamed: a stream delivers one message. Use"
-            " invoke/generate (every choice becomes a generation), or n=1."
+            " generate/agenerate (every choice becomes a generation), or n=1."
         )
         raise ValueError(msg)
