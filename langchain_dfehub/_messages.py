@@ -206,9 +206,10 @@ def response_to_messages(response: Mapping[str, Any]) -> list[AIMessage]:
     The usage counts the whole request, all choices together, so only the
     first message carries it: summing the messages' usage stays right.
     """
+    choices = [c for c in response["choices"] if isinstance(c, Mapping)]
     return [
         response_to_message(response, choice, with_usage=index == 0)
-        for index, choice in enumerate(response["choices"])
+        for index, choice in enumerate(choices)
     ]
 
 

@@ -26,6 +26,7 @@ from langchain_dfehub._messages import (
     message_to_dict,
     messages_to_dicts,
     response_to_message,
+    response_to_messages,
     usage_from_dict,
 )
 
@@ -717,3 +718,51 @@ def test_merging_many_chunks_does_not_concatenate_metadata_strings() -> None:
     assert merged.response_metadata["model_provider"] == "dfehub"
     assert merged.response_metadata["model_name"] == "gpt-3.5-turbo-0125"
     assert merged.response_metadata["finish_reason"] == "tool_calls"
+
+
+# --- several choices, logprobs, service tier -------------------------------------
+
+
+def _logprobs(*tokens: str) -> dict[str, Any]:
+    entries = [
+        {"token": t, "logprob": -0.5, "bytes": [], "top_logprobs": []} for t in tokens
+    ]
+    return {"content": entries, "refusal": None}
+
+
+def test_every_choice_becomes_a_message_and_only_the_first_has_the_usage() -> None:
+    response = completion(
+        {"content": "first"},
+        usage={"prompt_tokens": 2, "completion_tokens": 4, "total_tokens": 6},
+        service_tier="flex",
+    )
+    response["choices"].append(
+        {
+            "index": 1,
+            "message": {"role": "assistant", "content": "second"},
+            "finish_reason": "length",
+            "logprobs": _logprobs("second"),
+        }
+    )
+    response["choices"].append(None)  # not a choice: left out
+    first, second = response_to_messages(response)
+    assert (first.content, second.content) == ("first", "second")
+    assert first.usage_metadata is not None
+    assert first.usage_metadata["output_tokens"] == 4
+    assert second.usage_metadata is None
+    assert second.response_metadata["finish_reason"] == "length"
+    assert second.response_metadata["logprobs"] == _logprobs("second")
+    assert "logprobs" not in first.response_metadata
+    assert first.response_metadata["service_tier"] == "flex"
+
+
+def test_streamed_logprobs_merge_in_order_and_the_tier_comes_once() -> None:
+    pieces = [chunk({"content": "a "}), chunk({"content": "b"}), chunk({}, "stop")]
+    pieces[0]["choices"][0]["logprobs"] = _logprobs("a ")
+    pieces[1]["choices"][0]["logprobs"] = _logprobs("b")
+    for piece in pieces:
+        piece["service_tier"] = "default"
+    merged = merge(pieces)
+    assert merged.content == "a b"
+    assert merged.response_metadata["logprobs"] == _logprobs("a ", "b")
+    assert merged.response_metadata["service_tier"] == "default"
