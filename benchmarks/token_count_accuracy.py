@@ -32,7 +32,7 @@ def _cl100k() -> Callable[[str], int]:
         import tiktoken
 
         encoding = tiktoken.get_encoding("cl100k_base")
-    except Exception:
+    except Exception:  # not installed, or no network to fetch the encoding
         try:
             import bpe_openai
         except ImportError:

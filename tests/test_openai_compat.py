@@ -277,3 +277,18 @@ def test_each_model_owns_its_profile() -> None:
     assert second.profile is not None
     assert second.profile["max_input_tokens"] == 16385
     assert "profile" not in str(dumpd(second))
+
+
+class _WithConnectionFields(ChatDfeHub):
+    """A model that has the fields a later version may add."""
+
+    proxy: str | None = None
+    http_client: Any = None
+
+
+def test_names_that_are_fields_of_the_model_are_taken_as_fields() -> None:
+    client = object()
+    model = _WithConnectionFields(openai_proxy="http://proxy:3128", http_client=client)
+    assert model.proxy == "http://proxy:3128"
+    assert model.http_client is client
+    assert model.model_kwargs == {}
