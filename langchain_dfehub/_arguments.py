@@ -24,10 +24,14 @@ the two request-time rules about what users pass.
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import langchain_core
+import pydantic
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
@@ -172,11 +176,31 @@ def sort_init_arguments(
             " model_kwargs and sent in every request body. Check that the server"
             " expects them.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=_user_stacklevel(),
         )
     model_kwargs.update(extra)
     result["model_kwargs"] = model_kwargs
     return result
+
+
+# Frames in these packages lie between the user's `ChatDfeHub(...)` and here.
+_LIBRARY_DIRS = tuple(
+    str(Path(module.__file__).parent)
+    for module in (pydantic, langchain_core, sys.modules[__package__ or __name__])
+    if module.__file__
+)
+
+
+def _user_stacklevel() -> int:
+    """The `stacklevel` that points a warning at the caller's own line."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(
+        _LIBRARY_DIRS
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _set_once(

@@ -237,8 +237,11 @@ def test_client_settings_secrets_and_objects_are_refused(
 def test_an_unknown_plain_value_goes_to_the_body_with_a_warning(
     dfehub_emulator: DfeHubEmulator,
 ) -> None:
-    with pytest.warns(UserWarning, match=r"\['top_k'\] not default parameters"):
+    with pytest.warns(
+        UserWarning, match=r"\['top_k'\] not default parameters"
+    ) as caught:
         model = ChatDfeHub(base_url=dfehub_emulator.base_url, top_k=40)
+    assert caught[0].filename == __file__  # points at the caller's line
     assert model.model_kwargs == {"top_k": 40}
     model.invoke("hi")
     assert last_body(dfehub_emulator)["top_k"] == 40
