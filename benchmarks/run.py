@@ -29,6 +29,7 @@ from benchmarks._imports import CLASS, IMPORTS, PACKAGE, measure_imports
 from benchmarks._latency import measure_invoke
 from benchmarks._report import Row, machine_summary, markdown_table, median, spread
 from benchmarks._streaming import BUILDING_FLOOR, WIRE, measure_streaming
+from benchmarks._throttled import burst_table, measure_throttled_bursts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +61,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--async-rounds", type=int, default=3)
     parser.add_argument("--slow-calls", type=int, default=16)
     parser.add_argument("--import-rounds", type=int, default=9)
+    parser.add_argument(
+        "--only-throttled",
+        action="store_true",
+        help="run only the throttled bursts against the DRF app",
+    )
     return parser.parse_args(argv)
 
 
@@ -316,6 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         "Benchmarking ChatDfeHub vs ChatOpenAI (progress on stderr)...", file=sys.stderr
     )
+    bursts = measure_throttled_bursts(_progress)
+    throttled = f"## Throttled bursts\n\n{burst_table(bursts)}"
+    if args.only_throttled:
+        print(f"\n{machine_summary()}\n\n{throttled}")
+        return 0
     try:
         with (
             Emulator() as emulator,
@@ -343,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(markdown_table(rows))
     print()
     print("\n".join(_details(args, stream, invoke, concurrent, imports)))
+    print(f"\n{throttled}")
     met = sum(row.met is True for row in rows)
     targets = sum(row.met is not None for row in rows)
     print(

@@ -19,7 +19,11 @@ from typing import Any
 
 import httpx
 
-from langchain_dfehub._errors import DfeHubError, error_from_status
+from langchain_dfehub._errors import (
+    DfeHubError,
+    DfeHubRateLimitError,
+    error_from_status,
+)
 from langchain_dfehub._failures import Failure, network_error
 from langchain_dfehub._stream_state import (
     ERROR_BODY_LIMIT,
@@ -65,9 +69,11 @@ class AsyncTransport:
     async def complete(self, request: Request) -> dict[str, Any]:
         """Send a non-streaming request; return the `chat.completion` dict."""
         reply: dict[str, Any] | None = None
-        async for attempt in request.policy.async_retrying():
+        call = request.policy.start()
+        async for attempt in call.async_retrying():
             with attempt:
-                reply = await self._complete_once(request)
+                async with call.apassage():
+                    reply = await self._complete_once(request)
         assert reply is not None
         return reply
 
@@ -87,9 +93,11 @@ class AsyncTransport:
         """Send a streaming request; yield its chunk dicts as they arrive."""
         opened: tuple[httpx.Response, AsyncIterator[bytes], ReplyStream, list[Any]]
         opened = None  # type: ignore[assignment]
-        async for attempt in request.policy.async_retrying():
+        call = request.policy.start()
+        async for attempt in call.async_retrying():
             with attempt:
-                opened = await self._open(request)
+                async with call.apassage():
+                    opened = await self._open(request)
         response, received, reply, first = opened
         try:
             for chunk in first:
@@ -105,6 +113,9 @@ class AsyncTransport:
             for chunk in reply.close():
                 yield chunk
             reply.check()
+        except DfeHubRateLimitError as error:
+            call.throttled_late(error)
+            raise
         finally:
             await response.aclose()
 

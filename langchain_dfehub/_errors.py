@@ -13,7 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_dfehub._throttle import wait_from_detail, wait_from_retry_after
+from langchain_dfehub._throttle import (
+    is_throttle_text,
+    read_throttle,
+    wait_from_retry_after,
+)
 from langchain_dfehub._urls import display_url
 
 _EXCERPT_CHARS = 200
@@ -226,22 +230,46 @@ def rate_limit_error(
 ) -> DfeHubRateLimitError:
     """Build the error for a throttled request, reading the wait it asks for.
 
-    The wait is the last number in the `detail` text, else the `Retry-After`
-    header's.
+    The wait comes from the text's wait phrase ("Expected available in 3
+    seconds."), else from the `Retry-After` header; a number elsewhere in
+    the text is not a wait.
     """
-    wait = wait_from_detail(detail)
-    if wait is None and retry_after_header is not None:
-        wait = wait_from_retry_after(retry_after_header)
-    return _throttled(detail, wait, status_code)
+    signal = read_throttle(detail, retry_after_header)
+    return _throttled(detail, signal.wait, status_code)
+
+
+def detail_error(detail: str, *, status_code: int | None) -> DfeHubError:
+    """The error for a `{"detail": ...}` object inside a 2xx reply or stream.
+
+    The service sent its throttle this way; a `detail` that is no throttle
+    (no wait phrase, not DRF's "Request was throttled") is the error it says
+    it is: raised at once with the server's words, never slept on.
+    """
+    if is_throttle_text(detail):
+        return rate_limit_error(detail, status_code=status_code)
+    return DfeHubAPIError(
+        f"The server answered with an error instead of a completion:"
+        f" {_excerpt(detail)!r}. It is not a throttle, so it was not retried;"
+        " check the request and the server's message.",
+        status_code=status_code,
+        server_message=_excerpt(detail),
+    )
 
 
 def _throttled(
     detail: str, wait: float | None, status_code: int | None
 ) -> DfeHubRateLimitError:
-    asked = f"it asked to wait {wait:g} s" if wait is not None else "it gave no wait"
+    if wait is None:
+        asked = "it gave no wait"
+    elif wait <= 0:
+        asked = "it named a wait already over"
+        wait = 0.0
+    else:
+        asked = f"it asked to wait {wait:g} s"
     message = (
         f"DfeHub throttled the request ({asked}): {_excerpt(detail)!r}. "
-        "Retry later, or raise max_retries / max_retry_wait to let ChatDfeHub wait."
+        "Retry later, or raise max_retry_wait / throttle_budget to let"
+        " ChatDfeHub wait longer."
     )
     return DfeHubRateLimitError(
         message, status_code=status_code, retry_after=wait, detail=detail
@@ -264,20 +292,16 @@ def error_from_status(
     said, parsed = server_message(body, secret=secret)
     retry_after_header = _header(headers, "retry-after")
     if status == 429:
+        # Whatever the words, a 429 is a throttle; the wait is read from a
+        # wait phrase in them, else from the header ("Limit 10000 tokens per
+        # min" names no wait).
         detail = parsed.get("detail") if isinstance(parsed, dict) else None
-        if isinstance(detail, str):
-            # The DfeHub convention: the wait ends the `detail` text.
-            return rate_limit_error(
-                _scrub(detail, secret),
-                status_code=status,
-                retry_after_header=retry_after_header,
-            )
-        # Any other message is not read for numbers ("Limit 10000 tokens per
-        # min" names no wait); only the header says how long.
-        wait = None
-        if retry_after_header is not None:
-            wait = wait_from_retry_after(retry_after_header)
-        return _throttled(said or "(empty body)", wait, status)
+        text = _scrub(detail, secret) if isinstance(detail, str) else said
+        return rate_limit_error(
+            text or "(empty body)",
+            status_code=status,
+            retry_after_header=retry_after_header,
+        )
     advice = _ADVICE.get(status)
     if advice is None:
         advice = (

@@ -41,8 +41,11 @@ class Done:
 
 
 @dataclass(frozen=True, slots=True)
-class Throttle:
-    """A `{"detail": "..."}` object: the service throttled this request."""
+class Detail:
+    """A `{"detail": "..."}` object: the service's throttle, or another error.
+
+    The reply state decides which, from the words (`_throttle`).
+    """
 
     detail: str
 
@@ -63,7 +66,7 @@ class Malformed:
     reason: str
 
 
-Event = Chunk | Done | Throttle | ServerError | Malformed
+Event = Chunk | Done | Detail | ServerError | Malformed
 DONE = Done()
 # `json.loads` minus its per-call checks for bytes and a byte-order mark: the
 # payloads here are always `str` taken from inside a line.
@@ -89,7 +92,7 @@ def classify_object(data: Any, source: str) -> Event:
         return Chunk(data)
     detail = data.get("detail")
     if isinstance(detail, str):
-        return Throttle(detail)
+        return Detail(detail)
     error = data.get("error")
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else error

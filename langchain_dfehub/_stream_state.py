@@ -22,16 +22,16 @@ from langchain_dfehub._errors import (
     DfeHubError,
     DfeHubProtocolError,
     DfeHubServerError,
-    rate_limit_error,
+    detail_error,
 )
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._sse import (
     Chunk,
+    Detail,
     Done,
     Malformed,
     ServerError,
     SSEDecoder,
-    Throttle,
     classify_object,
 )
 
@@ -157,9 +157,9 @@ class ReplyStream:
         return error
 
 
-def _error_for_event(event: Throttle | ServerError | Malformed) -> DfeHubError:
-    if isinstance(event, Throttle):
-        return rate_limit_error(event.detail, status_code=None)
+def _error_for_event(event: Detail | ServerError | Malformed) -> DfeHubError:
+    if isinstance(event, Detail):
+        return detail_error(event.detail, status_code=None)
     if isinstance(event, ServerError):
         return _in_band_error(event)
     line = event.line

@@ -19,7 +19,11 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from langchain_dfehub._errors import DfeHubError, error_from_status
+from langchain_dfehub._errors import (
+    DfeHubError,
+    DfeHubRateLimitError,
+    error_from_status,
+)
 from langchain_dfehub._failures import Failure, network_error
 from langchain_dfehub._stream_state import (
     ERROR_BODY_LIMIT,
@@ -79,8 +83,9 @@ class SyncTransport:
     def complete(self, request: Request) -> dict[str, Any]:
         """Send a non-streaming request; return the `chat.completion` dict."""
         reply: dict[str, Any] | None = None
-        for attempt in request.policy.retrying():
-            with attempt:
+        call = request.policy.start()
+        for attempt in call.retrying():
+            with attempt, call.passage():
                 reply = self._complete_once(request)
         assert reply is not None
         return reply
@@ -98,8 +103,9 @@ class SyncTransport:
         """Send a streaming request; yield its chunk dicts as they arrive."""
         opened: tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]
         opened = None  # type: ignore[assignment]
-        for attempt in request.policy.retrying():
-            with attempt:
+        call = request.policy.start()
+        for attempt in call.retrying():
+            with attempt, call.passage():
                 opened = self._open(request)
         response, received, reply, first = opened
         try:
@@ -113,6 +119,9 @@ class SyncTransport:
                 raise reply.fail(_network_error(exc, request)) from None
             yield from reply.close()
             reply.check()
+        except DfeHubRateLimitError as error:
+            call.throttled_late(error)
+            raise
         finally:
             response.close()
 

@@ -52,6 +52,12 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def service_name(url: str) -> str:
+    """The host (and port) that names a service in messages: `127.0.0.1:8080`."""
+    parts = urlsplit(display_url(url))
+    return parts.netloc or "the server"
+
+
 def network_reason(exc: BaseException) -> str:
     """The innermost operating-system reason for a network failure."""
     seen: set[int] = set()

@@ -45,6 +45,7 @@ from langchain_dfehub._arguments import (
     merge_extra_body,
     sort_init_arguments,
 )
+from langchain_dfehub._gate import GateState, ServiceGate, gate_for
 from langchain_dfehub._messages import (
     chunk_to_message,
     messages_to_dicts,
@@ -64,7 +65,7 @@ from langchain_dfehub._tools import (
     tools_to_wire,
 )
 from langchain_dfehub._transport import SyncTransport
-from langchain_dfehub._urls import chat_completions_url, display_url
+from langchain_dfehub._urls import chat_completions_url, display_url, service_name
 from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
@@ -181,10 +182,20 @@ class ChatDfeHub(BaseChatModel):
     So at most `max_retries + 1` requests per call."""
 
     max_retry_wait: float = Field(default=60.0, ge=0)
-    """Longest wait, in seconds, that the server may ask for before a retry.
+    """Longest single wait, in seconds, that a throttle may impose on a call.
 
-    A longer wait is not slept through: `DfeHubRateLimitError` is raised at
-    once, with `retry_after` set to what the server asked."""
+    A longer wait (asked by the server, or left at the service's closed gate)
+    is not slept through: `DfeHubRateLimitError` is raised at once, with
+    `retry_after` set to the wait."""
+
+    throttle_budget: float = Field(default=60.0, ge=0)
+    """Most seconds one call spends waiting out throttles, in all.
+
+    Throttles are not failed attempts: every call to a service waits at one
+    shared gate while the service throttles (see `throttle_state`), and is
+    bounded by this time rather than by `max_retries`. A call that would
+    wait past it raises `DfeHubRateLimitError` without being sent; `0`
+    raises on the first throttle."""
 
     streaming: bool = False
     """Whether `invoke` streams the answer under the hood (callbacks then see
@@ -336,8 +347,9 @@ class ChatDfeHub(BaseChatModel):
             self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
         )
         secret = self.api_key.get_secret_value() if self.api_key else None
+        url = chat_completions_url(self.base_url)
         return Request(
-            url=chat_completions_url(self.base_url),
+            url=url,
             headers=self._headers(stream, secret),
             body=json.dumps(body, ensure_ascii=False).encode(),
             stream=stream,
@@ -345,7 +357,10 @@ class ChatDfeHub(BaseChatModel):
             read_timeout=read,
             secret=secret,
             policy=RetryPolicy(
-                max_retries=self.max_retries, max_retry_wait=self.max_retry_wait
+                max_retries=self.max_retries,
+                max_retry_wait=self.max_retry_wait,
+                throttle_budget=self.throttle_budget,
+                gate=self._gate(url, secret),
             ),
         )
 
@@ -380,6 +395,20 @@ class ChatDfeHub(BaseChatModel):
                     self._async_transport = AsyncTransport()
                 transport = self._async_transport
         return transport
+
+    def _gate(self, url: str, secret: str | None) -> ServiceGate:
+        return gate_for(url, secret, name=service_name(url))
+
+    @property
+    def throttle_state(self) -> GateState:
+        """What this model's service gate knows: closed or open, pace, counts.
+
+        Shared by every model, thread and event loop of the process that uses
+        the same endpoint and key.
+        """
+        url = chat_completions_url(self.base_url)
+        secret = self.api_key.get_secret_value() if self.api_key else None
+        return self._gate(url, secret).state()
 
     def close(self) -> None:
         """Close pooled connections (they reopen if the model is used again)."""

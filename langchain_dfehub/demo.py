@@ -22,10 +22,10 @@ from langchain_dfehub.testing import DfeHubEmulator, Throttle
 
 
 class _RetryNotes(logging.Handler):
-    """Print ChatDfeHub's retry log lines, so the demo shows the wait it read."""
+    """Print ChatDfeHub's log lines, so the demo shows the wait it read."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"   [retry] {record.getMessage()}")
+        print(f"   [log] {record.getMessage()}")
 
 
 def _heading(text: str) -> None:

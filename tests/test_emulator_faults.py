@@ -121,7 +121,7 @@ def test_a_stream_throttle_on_a_plain_request_is_a_200_detail_body(
     response = httpx.post(url(emulator), json=CHAT)
     assert response.status_code == 200
     assert response.json() == {
-        "detail": "Request was throttled. Expected available in 1 seconds."
+        "detail": "Request was throttled. Expected available in 1 second."
     }
 
 

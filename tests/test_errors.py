@@ -303,7 +303,8 @@ def test_a_key_cut_by_the_excerpt_leaves_no_part_of_itself():
 
 
 def test_a_key_echoed_in_a_throttle_detail_is_blanked_out():
-    error = from_status(429, body({"detail": f"{KEY} throttled, in 2 seconds"}))
+    echoed = f"{KEY} throttled. Expected available in 2 seconds."
+    error = from_status(429, body({"detail": echoed}))
     assert isinstance(error, DfeHubRateLimitError)
     assert KEY not in str(error)
     assert KEY not in error.detail

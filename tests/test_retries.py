@@ -8,6 +8,7 @@ few hundredths of a second, so these tests sleep for real but briefly.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import Callable
@@ -86,7 +87,7 @@ def call_both_ways(
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("wait", [0.05, 0, 0.012])
+@pytest.mark.parametrize("wait", [0.05, 0.012])
 def test_a_429_throttle_is_waited_out_then_answered(
     dfehub_emulator: DfeHubEmulator, mode: Mode, wait: float, caplog: Any
 ) -> None:
@@ -97,10 +98,24 @@ def test_a_429_throttle_is_waited_out_then_answered(
         assert stream(model, mode, []) == PROMPT
 
     assert len(dfehub_emulator.requests) == 4
-    retries = [r for r in caplog.records if r.name == "langchain_dfehub"]
-    assert len(retries) == 2
-    assert all(f"{wait:g} s" in r.getMessage() for r in retries)
-    assert all("DfeHubRateLimitError" in r.getMessage() for r in retries)
+    notes = [r.getMessage() for r in caplog.records if r.name == "langchain_dfehub"]
+    assert len(notes) == 2  # one per throttle, from the service's gate
+    assert all(f"holding every call to it for {wait:g} s" in n for n in notes)
+    assert all(dfehub_emulator.base_url.split("/")[2] in n for n in notes)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_throttle_whose_wait_is_already_over_is_floored_at_a_short_backoff(
+    dfehub_emulator: DfeHubEmulator, mode: Mode, caplog: Any
+) -> None:
+    model = make_model(dfehub_emulator)
+    dfehub_emulator.add_faults(Throttle(wait=0))
+    with caplog.at_level(logging.WARNING, logger="langchain_dfehub"):
+        assert invoke(model, mode) == PROMPT
+    assert len(dfehub_emulator.requests) == 2
+    (note,) = [r.getMessage() for r in caplog.records if r.name == "langchain_dfehub"]
+    held = float(note.split("for ")[1].split(" s")[0])
+    assert 0.25 <= held <= 0.5
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -134,6 +149,39 @@ def test_a_throttle_line_after_text_ends_the_stream_without_replaying(
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_detail_line_that_is_no_throttle_is_raised_at_once_with_its_words(
+    dfehub_emulator: DfeHubEmulator, mode: Mode
+) -> None:
+    model = make_model(dfehub_emulator)
+    said = "Context length 4096 exceeded by 12 tokens"
+    dfehub_emulator.add_faults(Malformed(line=json.dumps({"detail": said})))
+    with pytest.raises(DfeHubAPIError) as caught:
+        stream(model, mode, [])
+    assert not isinstance(caught.value, DfeHubRateLimitError)
+    assert said in str(caught.value)
+    assert len(dfehub_emulator.requests) == 1
+    assert model.throttle_state.throttled == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_429_without_a_wait_phrase_waits_as_retry_after_says_not_its_numbers(
+    dfehub_emulator: DfeHubEmulator, mode: Mode, caplog: Any
+) -> None:
+    model = make_model(dfehub_emulator)
+    dfehub_emulator.add_faults(
+        ErrorStatus(
+            429,
+            '{"detail": "Too many requests: limit 100 per 60 seconds"}',
+            headers={"Retry-After": "0.05"},
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="langchain_dfehub"):
+        assert invoke(model, mode) == PROMPT
+    (record,) = [r for r in caplog.records if r.name == "langchain_dfehub"]
+    assert "for 0.05 s" in record.getMessage()
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_throttle_without_a_number_backs_off_and_retries(
     dfehub_emulator: DfeHubEmulator, mode: Mode, caplog: Any
 ) -> None:
@@ -143,7 +191,7 @@ def test_a_throttle_without_a_number_backs_off_and_retries(
         assert invoke(model, mode) == PROMPT
     assert len(dfehub_emulator.requests) == 2
     (record,) = [r for r in caplog.records if r.name == "langchain_dfehub"]
-    assert "as the server asked" not in record.getMessage()
+    assert "throttled a request" in record.getMessage()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -151,14 +199,20 @@ def test_a_wait_longer_than_max_retry_wait_is_raised_at_once(
     dfehub_emulator: DfeHubEmulator, mode: Mode
 ) -> None:
     model = make_model(dfehub_emulator, max_retry_wait=1.0)
-    for _name, call in call_both_ways(mode, model):
-        dfehub_emulator.reset()
-        dfehub_emulator.add_faults(Throttle(wait=30))
-        with pytest.raises(DfeHubRateLimitError) as caught:
-            call()
-        assert caught.value.retry_after == 30
-        assert "30 s" in str(caught.value)
-        assert len(dfehub_emulator.requests) == 1
+    dfehub_emulator.add_faults(Throttle(wait=30))
+    with pytest.raises(DfeHubRateLimitError) as caught:
+        invoke(model, mode)
+    assert caught.value.retry_after == 30
+    assert "30 s" in str(caught.value)
+    assert len(dfehub_emulator.requests) == 1
+
+    # The service said "30 s" for everyone: the next call is not even sent.
+    with pytest.raises(DfeHubRateLimitError) as at_the_gate:
+        stream(model, mode, [])
+    assert 25 < at_the_gate.value.retry_after <= 30
+    assert "max_retry_wait" in str(at_the_gate.value)
+    assert len(dfehub_emulator.requests) == 1
+    assert model.throttle_state.closed_for > 25
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -170,7 +224,46 @@ def test_retry_after_header_sets_the_wait(
     with caplog.at_level(logging.WARNING, logger="langchain_dfehub"):
         assert invoke(model, mode) == PROMPT
     (record,) = [r for r in caplog.records if r.name == "langchain_dfehub"]
-    assert "0.03 s as the server asked" in record.getMessage()
+    assert "for 0.03 s" in record.getMessage()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_throttles_do_not_use_up_max_retries(
+    dfehub_emulator: DfeHubEmulator, mode: Mode
+) -> None:
+    model = make_model(dfehub_emulator, max_retries=0)
+    for _name, call in call_both_ways(mode, model):
+        dfehub_emulator.reset()
+        dfehub_emulator.add_faults(*[Throttle(wait=0.001)] * 4)
+        assert call() == PROMPT
+        assert len(dfehub_emulator.requests) == 5
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", [0, 1], ids=["invoke", "stream"])
+def test_throttles_are_bounded_by_the_throttle_budget(
+    dfehub_emulator: DfeHubEmulator, mode: Mode, kind: int
+) -> None:
+    model = make_model(dfehub_emulator, throttle_budget=0.1)
+    _name, call = call_both_ways(mode, model)[kind]
+    dfehub_emulator.add_faults(*[Throttle(wait=0.04)] * 10)
+    with pytest.raises(DfeHubRateLimitError) as caught:
+        call()
+    # 0.04 s twice fits in 0.1 s; a third wait would not.
+    assert len(dfehub_emulator.requests) == 3
+    assert "throttle_budget" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_throttle_budget_of_zero_sends_one_request(
+    dfehub_emulator: DfeHubEmulator, mode: Mode
+) -> None:
+    model = make_model(dfehub_emulator, throttle_budget=0)
+    dfehub_emulator.add_faults(Throttle(wait=0.001))
+    with pytest.raises(DfeHubRateLimitError) as caught:
+        invoke(model, mode)
+    assert caught.value.retry_after == 0.001
+    assert len(dfehub_emulator.requests) == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -180,8 +273,8 @@ def test_retries_stop_after_max_retries(
     model = make_model(dfehub_emulator, max_retries=2)
     for _name, call in call_both_ways(mode, model):
         dfehub_emulator.reset()
-        dfehub_emulator.add_faults(*[Throttle(wait=0.001)] * 5)
-        with pytest.raises(DfeHubRateLimitError) as caught:
+        dfehub_emulator.add_faults(*[ErrorStatus(503)] * 5)
+        with pytest.raises(DfeHubServerError) as caught:
             call()
         assert len(dfehub_emulator.requests) == 3
         assert caught.value.attempts == 3
@@ -193,13 +286,10 @@ def test_max_retries_zero_sends_one_request(
     dfehub_emulator: DfeHubEmulator, mode: Mode
 ) -> None:
     model = make_model(dfehub_emulator, max_retries=0)
-    dfehub_emulator.add_faults(Throttle(wait=0.001))
-    with pytest.raises(DfeHubRateLimitError):
+    dfehub_emulator.add_faults(ErrorStatus(503))
+    with pytest.raises(DfeHubServerError):
         invoke(model, mode)
     assert len(dfehub_emulator.requests) == 1
-
-
-# --- HTTP errors -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -409,7 +499,7 @@ def test_the_key_appears_in_no_error_or_log(mode: Mode, caplog: Any) -> None:
     errors: list[DfeHubError] = []
     with DfeHubEmulator(api_key=SECRET) as emulator, caplog.at_level(logging.DEBUG):
         # The right key, but the server fails and echoes the key back.
-        model = ChatDfeHub(base_url=emulator.base_url, api_key=SECRET, max_retries=1)
+        model = ChatDfeHub(base_url=emulator.base_url, api_key=SECRET, max_retries=0)
         emulator.add_faults(
             Throttle(wait=0.001),
             ErrorStatus(500, f'{{"error": {{"message": "bad key {SECRET}"}}}}'),

@@ -1,6 +1,7 @@
 """The one retry policy: what is retried, how long it waits, when it gives up.
 
-No test sleeps: the policy's `sleep=` hook records the waits instead.
+No test sleeps: the policy's `sleep=` hook records the waits instead, and
+advances the clock of the gate the policy waits at.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from langchain_dfehub._errors import (
     error_from_status,
     rate_limit_error,
 )
+from langchain_dfehub._gate import ServiceGate
 from langchain_dfehub._retry import RetryPolicy
 
 URL = "http://127.0.0.1:9/v1/chat/completions"
@@ -27,18 +29,23 @@ KEY = "sk-dfehub-0123456789abcdefSECRET"
 
 
 class FakeSleep:
-    """Records the waits instead of sleeping."""
+    """Records the waits instead of sleeping, and moves its clock on by them."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
 
 
 class AsyncFakeSleep(FakeSleep):
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+    async def __call__(self, seconds: float) -> None:  # type: ignore[override]
+        super().__call__(seconds)
 
 
 class Server:
@@ -69,20 +76,23 @@ class Always:
         raise self.last
 
 
-def run(policy: RetryPolicy, call: Callable[[], str]) -> str:
-    """Drive `call` the way the transports do."""
+def run(policy: RetryPolicy, send: Callable[[], str]) -> str:
+    """Drive `send` the way the transports do."""
     result = ""
-    for attempt in policy.retrying():
-        with attempt:
-            result = call()
+    call = policy.start()
+    for attempt in call.retrying():
+        with attempt, call.passage():
+            result = send()
     return result
 
 
-async def arun(policy: RetryPolicy, call: Callable[[], str]) -> str:
+async def arun(policy: RetryPolicy, send: Callable[[], str]) -> str:
     result = ""
-    async for attempt in policy.async_retrying():
+    call = policy.start()
+    async for attempt in call.async_retrying():
         with attempt:
-            result = call()
+            async with call.apassage():
+                result = send()
     return result
 
 
@@ -99,6 +109,7 @@ def policy(
         max_retry_wait=max_retry_wait,
         backoff_initial=backoff_initial,
         backoff_max=backoff_max,
+        gate=ServiceGate("127.0.0.1:9", clock=sleep.clock),
         sleep=sleep,
     )
 
@@ -124,7 +135,7 @@ def test_it_waits_exactly_as_long_as_the_detail_text_asks():
         ]
     )
     assert run(policy(sleep), server) == "ok"
-    assert sleep.waits == [3.512, 2.0, 1.0]
+    assert sleep.waits == pytest.approx([3.512, 2.0, 1.0])
     assert server.calls == 4
 
 
@@ -137,7 +148,8 @@ def test_it_waits_as_long_as_retry_after_asks():
 
 def test_a_throttle_in_the_stream_is_waited_out_like_a_429():
     sleep = FakeSleep()
-    server = Server([rate_limit_error("in 0.75 seconds", status_code=None)])
+    in_stream = rate_limit_error("Expected available in 0.75 s", status_code=None)
+    server = Server([in_stream])
     assert run(policy(sleep), server) == "ok"
     assert sleep.waits == [0.75]
 
@@ -164,11 +176,14 @@ def test_the_backoff_has_jitter():
     assert len(first_waits) > 1
 
 
-def test_a_throttle_with_no_number_backs_off():
+def test_a_throttle_with_no_wait_closes_the_gate_for_a_short_growing_backoff():
     sleep = FakeSleep()
-    server = Server([throttled("Request was throttled.")])
-    assert run(policy(sleep, backoff_initial=0.5), server) == "ok"
-    assert 0.5 <= sleep.waits[0] <= 1.0
+    server = Server([throttled("Request was throttled.")] * 3)
+    assert run(policy(sleep), server) == "ok"
+    first, second, third = sleep.waits
+    assert 0.25 <= first <= 0.5
+    assert 0.5 <= second <= 0.75
+    assert 1.0 <= third <= 1.25
 
 
 def test_the_backoff_stays_at_its_cap_after_a_thousand_retries():
@@ -295,8 +310,8 @@ def test_a_passing_failure_is_retried(make):
 def test_should_retry_says_the_same_as_the_controller():
     retry = RetryPolicy(max_retries=2, max_retry_wait=10)
     assert retry.should_retry(status(503))
-    assert retry.should_retry(throttled("in 10 seconds"))
-    assert not retry.should_retry(throttled("in 11 seconds"))
+    assert retry.should_retry(throttled("Expected available in 10 seconds"))
+    assert not retry.should_retry(throttled("Expected available in 11 seconds"))
     assert not retry.should_retry(status(404))
     assert not retry.should_retry(ValueError("not ours"))
 
@@ -314,9 +329,14 @@ def test_each_call_gets_a_fresh_count_of_attempts():
 
 async def test_async_waits_as_long_as_the_server_asks():
     sleep = AsyncFakeSleep()
-    server = Server([throttled("in 3.512 seconds"), throttled("in 3 seconds")])
+    server = Server(
+        [
+            throttled("Expected available in 3.512 seconds"),
+            throttled("Expected available in 3 seconds"),
+        ]
+    )
     assert await arun(policy(sleep), server) == "ok"
-    assert sleep.waits == [3.512, 3.0]
+    assert sleep.waits == pytest.approx([3.512, 3.0])
 
 
 async def test_async_backs_off_without_a_server_wait():
@@ -329,7 +349,7 @@ async def test_async_backs_off_without_a_server_wait():
 
 async def test_async_raises_a_wait_above_max_retry_wait_at_once():
     sleep = AsyncFakeSleep()
-    server = Always(lambda: throttled("in 300 seconds"))
+    server = Always(lambda: throttled("Expected available in 300 seconds"))
     with pytest.raises(DfeHubRateLimitError) as caught:
         await arun(policy(sleep, max_retry_wait=60), server)
     assert caught.value.retry_after == 300.0
@@ -366,7 +386,8 @@ async def test_async_raises_an_error_not_worth_retrying_at_once(error):
 
 async def test_async_accepts_a_plain_sleep_function_too():
     sleep = FakeSleep()
-    assert await arun(policy(sleep), Server([throttled("in 2 seconds")])) == "ok"
+    server = Server([throttled("Expected available in 2 seconds")])
+    assert await arun(policy(sleep), server) == "ok"
     assert sleep.waits == [2.0]
 
 
@@ -375,15 +396,16 @@ async def test_async_accepts_a_plain_sleep_function_too():
 
 def test_each_retry_logs_one_warning_with_the_wait_and_the_reason(caplog):
     caplog.set_level(logging.WARNING, logger="langchain_dfehub")
-    server = Server([throttled("in 3.512 seconds"), status(503)])
+    server = Server([throttled("Expected available in 3.512 seconds"), status(503)])
     run(policy(FakeSleep(), backoff_initial=0.5), server)
     records = [r for r in caplog.records if r.name == "langchain_dfehub"]
     assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING]
     first, second = (r.getMessage() for r in records)
-    assert "DfeHubRateLimitError (HTTP 429)" in first
-    assert "3.512 s as the server asked" in first
+    assert "127.0.0.1:9 throttled a request" in first
+    assert "holding every call to it for 3.51 s" in first
     assert "DfeHubServerError (HTTP 503)" in second
-    assert "attempt 3 of 4" in second
+    # The throttle was not a failed attempt: this is the first retry of an error.
+    assert "attempt 2 of 4" in second
 
 
 def test_no_warning_is_logged_when_nothing_is_retried(caplog):

@@ -12,11 +12,11 @@ import pytest
 from langchain_dfehub import _sse
 from langchain_dfehub._sse import (
     Chunk,
+    Detail,
     Done,
     Malformed,
     ServerError,
     SSEDecoder,
-    Throttle,
     classify_object,
 )
 
@@ -162,17 +162,17 @@ def test_done_sentinel_is_a_done_event():
 
 def test_a_detail_object_in_a_data_line_is_a_throttle():
     body = data_line({"detail": THROTTLE_TEXT}) + b"\n\n"
-    assert decode([body]) == [Throttle(THROTTLE_TEXT)]
+    assert decode([body]) == [Detail(THROTTLE_TEXT)]
 
 
 def test_a_bare_detail_line_is_a_throttle():
     body = json.dumps({"detail": THROTTLE_TEXT}).encode() + b"\n"
-    assert decode([body]) == [Throttle(THROTTLE_TEXT)]
+    assert decode([body]) == [Detail(THROTTLE_TEXT)]
 
 
 def test_a_bare_json_line_first_ends_the_event_before_it():
     body = data_line(chunk("before")) + b"\n" + b'{"detail": "wait 1 second"}\n'
-    assert decode([body]) == [Chunk(chunk("before")), Throttle("wait 1 second")]
+    assert decode([body]) == [Chunk(chunk("before")), Detail("wait 1 second")]
 
 
 def test_an_error_object_is_a_server_error_with_its_message():

@@ -8,7 +8,13 @@ from email.utils import format_datetime
 
 import pytest
 
-from langchain_dfehub._throttle import wait_from_detail, wait_from_retry_after
+from langchain_dfehub._throttle import (
+    ThrottleSignal,
+    is_throttle_text,
+    read_throttle,
+    wait_from_detail,
+    wait_from_retry_after,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 
@@ -51,17 +57,18 @@ def test_wait_from_detail_without_a_number_is_none(detail):
     assert wait_from_detail(detail) is None
 
 
-def test_wait_from_detail_takes_the_last_number():
+def test_wait_from_detail_reads_the_wait_phrase_not_other_numbers():
     detail = "Limit 3 per 60 s for gpt-3.5-turbo. Expected available in 7.25 seconds."
     assert wait_from_detail(detail) == 7.25
 
 
-def test_wait_from_detail_is_never_negative():
-    assert wait_from_detail("Expected available in -4 seconds.") == 4.0
+def test_a_wait_in_the_past_is_read_as_negative_for_the_gate_to_floor():
+    assert wait_from_detail("Expected available in -4 seconds.") == -4.0
 
 
 def test_wait_from_detail_of_an_absurdly_long_number_is_infinite_not_a_crash():
-    assert wait_from_detail("in " + "9" * 400 + " seconds") == float("inf")
+    detail = "Expected available in " + "9" * 400 + " seconds"
+    assert wait_from_detail(detail) == float("inf")
 
 
 # --- The `Retry-After` header ---
@@ -115,3 +122,53 @@ def test_retry_after_as_a_negative_number_is_zero():
 )
 def test_retry_after_that_is_not_seconds_or_an_http_date_is_none(value):
     assert wait_from_retry_after(value, now=NOW) is None
+
+
+# --- Only a wait phrase is a wait (servers word other numbers too) ---
+
+
+@pytest.mark.parametrize(
+    ("detail", "wait"),
+    [
+        ("Expected available in 20 seconds (limit 3 per minute)", 20.0),
+        ("Request was throttled. Expected available in 2 minutes.", 120.0),
+        ("Expected available in 500 ms.", 0.5),
+        ("Expected available in 1e3 seconds.", 1000.0),
+        ("Rate limit reached. Please try again in 1m30.5s.", 90.5),
+        ("Please try again in 6ms.", 0.006),
+        ("Retry after 2 seconds.", 2.0),
+        ("Please wait 1.5 sec and retry.", 1.5),
+        ("Expected available in 1 hour.", 3600.0),
+    ],
+)
+def test_the_wait_phrase_is_read_with_its_unit(detail, wait):
+    assert wait_from_detail(detail) == pytest.approx(wait)
+    assert is_throttle_text(detail)
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "Context length 4096 exceeded by 12 tokens",
+        "Invalid model gpt-9 requested",
+        "Too many requests: limit 100 per 60 seconds",
+        "Please wait 5 secondary checks",
+        "Not found.",
+    ],
+)
+def test_numbers_outside_a_wait_phrase_are_not_waits(detail):
+    assert wait_from_detail(detail) is None
+    assert not is_throttle_text(detail)
+
+
+def test_drfs_own_sentence_without_a_wait_is_still_a_throttle():
+    assert is_throttle_text("Request was throttled.")
+    assert wait_from_detail("Request was throttled.") is None
+
+
+def test_the_text_wins_over_the_header_and_the_header_fills_in():
+    with_phrase = "Request was throttled. Expected available in 1.5 seconds."
+    assert read_throttle(with_phrase, "2") == ThrottleSignal(1.5, "detail")
+    no_phrase = "Too many requests: limit 100 per 60 seconds"
+    assert read_throttle(no_phrase, "2") == ThrottleSignal(2.0, "retry-after")
+    assert read_throttle(no_phrase, None) == ThrottleSignal(None, "none")

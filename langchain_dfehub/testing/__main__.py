@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from ._rate import Rate
 from ._server import DfeHubEmulator
 
 
@@ -30,6 +31,14 @@ def _seconds(text: str) -> float:
 def _wait(text: str) -> float | None:
     """The throttle wait: as written ("3" stays "3"), or "none" for no number."""
     return None if text.lower() == "none" else _seconds(text)
+
+
+def _rate(text: str) -> str:
+    try:
+        Rate.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _count(text: str) -> int:
@@ -70,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         metavar="S",
         help="the wait written into the throttle text, or 'none' (default: 1.0)",
+    )
+    parser.add_argument(
+        "--throttle-rate",
+        type=_rate,
+        default=None,
+        metavar="N/PERIOD",
+        help="throttle like Django REST Framework at this rate per client, "
+        "e.g. 10/s or 3/min (default: off)",
     )
     parser.add_argument(
         "--throttle-as",
@@ -120,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         throttle_as=options.throttle_as,
         latency=options.latency,
         chunk_delay=options.chunk_delay,
+        throttle_rate=options.throttle_rate,
     )
     with emulator:
         print(emulator.base_url, flush=True)

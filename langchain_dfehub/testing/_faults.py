@@ -182,10 +182,15 @@ _JSON_ALIASES = {"as": "as_"}
 
 
 def throttle_detail(wait: float | None) -> str:
-    """Return the service's throttle text; the wait is written as given."""
+    """Return the service's throttle text; the wait is written as given.
+
+    The words are Django REST Framework's, singular for exactly 1 ("in 1
+    second."), as DRF writes its whole seconds.
+    """
     if wait is None:
         return "Request was throttled."
-    return f"Request was throttled. Expected available in {wait} seconds."
+    unit = "second" if wait == 1 and isinstance(wait, int) else "seconds"
+    return f"Request was throttled. Expected available in {wait} {unit}."
 
 
 def throttle_body(wait: float | None) -> str:

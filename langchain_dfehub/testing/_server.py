@@ -44,6 +44,7 @@ from ._http import (
     read_request,
     response_head,
 )
+from ._rate import Rate, RateWindow, client_ident, rate_throttle
 from ._render import (
     DONE_EVENT,
     Identity,
@@ -91,6 +92,7 @@ class _Options:
     throttle_as: ThrottleForm
     latency: float
     chunk_delay: float
+    throttle_rate: Rate | None = None
 
 
 class _State:
@@ -103,6 +105,8 @@ class _State:
         self._recorded: list[RecordedRequest] = []
         self._chat_count = 0
         self._sequence = 0
+        rate = options.throttle_rate
+        self._window = RateWindow(rate) if rate is not None else None
 
     def add_faults(self, faults: Iterable[Fault]) -> None:
         with self._lock:
@@ -113,6 +117,8 @@ class _State:
             self._faults.clear()
             self._recorded.clear()
             self._chat_count = 0
+            if self._window is not None:
+                self._window.clear()
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -122,13 +128,16 @@ class _State:
         with self._lock:
             return list(self._recorded)
 
-    def next_fault(self) -> Fault | None:
+    def next_fault(self, client: str = "") -> Fault | None:
         """The fault for the next valid chat request: queued, else throttle mode."""
         options = self.options
         with self._lock:
             self._chat_count += 1
             if self._faults:
                 return self._faults.popleft()
+            if self._window is not None:
+                decision = self._window.check(client, time.monotonic())
+                return rate_throttle(decision, options.throttle_as)
             every = options.throttle_every
             if every and self._chat_count % every == 0:
                 return Throttle(options.throttle_wait, options.throttle_as)
@@ -412,7 +421,8 @@ class _Service:
         except InvalidRequest as exc:
             await exchange.send(400, error_body(exc.message, exc.param))
             return
-        fault = self._state.next_fault()
+        peer = exchange.writer.get_extra_info("peername")
+        fault = self._state.next_fault(client_ident(request.headers, peer))
         reply = compose_reply(chat)
         identity = self._state.next_identity(chat.model)
         if chat.stream:
@@ -592,6 +602,9 @@ class DfeHubEmulator:
         throttle_as: Throttle with an HTTP 429 ("status") or inside the stream.
         latency: Seconds before each API response starts.
         chunk_delay: Seconds between streamed chunks.
+        throttle_rate: Throttle like Django REST Framework's `AnonRateThrottle`
+            at this rate per client (`"10/s"`, `"3/min"`); None: off. Not
+            together with `throttle_every`.
     """
 
     def __init__(
@@ -605,6 +618,7 @@ class DfeHubEmulator:
         throttle_as: Literal["status", "stream"] = "status",
         latency: float = 0.0,
         chunk_delay: float = 0.0,
+        throttle_rate: str | None = None,
     ) -> None:
         if isinstance(throttle_every, bool) or not isinstance(throttle_every, int):
             msg = f"throttle_every must be an int, got {throttle_every!r}"
@@ -613,6 +627,10 @@ class DfeHubEmulator:
             msg = "throttle_every must be >= 0"
             raise ValueError(msg)
         Throttle(throttle_wait, throttle_as)  # checks both
+        rate = None if throttle_rate is None else Rate.parse(throttle_rate)
+        if rate is not None and throttle_every:
+            msg = "throttle_every and throttle_rate are two throttle modes; set one"
+            raise ValueError(msg)
         _check_number("latency", latency)
         _check_number("chunk_delay", chunk_delay)
         self._host = host
@@ -625,6 +643,7 @@ class DfeHubEmulator:
                 throttle_as,
                 latency,
                 chunk_delay,
+                rate,
             )
         )
         self._thread: threading.Thread | None = None
@@ -662,7 +681,7 @@ class DfeHubEmulator:
         self._state.add_faults(faults)
 
     def reset(self) -> None:
-        """Forget queued faults, recorded requests and the throttle count."""
+        """Forget queued faults, recorded requests and what the throttle counted."""
         self._state.reset()
 
     def start(self) -> DfeHubEmulator:

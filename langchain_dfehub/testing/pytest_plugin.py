@@ -30,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(**options): keyword options for the dfehub_emulator fixture's "
         "DfeHubEmulator (api_key, throttle_every, throttle_wait, throttle_as, "
-        "latency, chunk_delay, ...)",
+        "throttle_rate, latency, chunk_delay, ...)",
     )
 
 

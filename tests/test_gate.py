@@ -1,0 +1,342 @@
+"""The service's throttle gate: one per service, closed by a throttle, paced after.
+
+The pure core is driven with a fake clock, and once through a discrete-event
+simulation of a Django REST Framework sliding-window throttle, so the queueing
+and pacing figures are exact and no test sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+import multiprocessing
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+from langchain_dfehub import ChatDfeHub, DfeHubRateLimitError
+from langchain_dfehub._gate import ServiceGate, Ticket, gate_for
+from langchain_dfehub.testing import DfeHubEmulator, Throttle
+
+
+class Clock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def send(gate: ServiceGate, now: float) -> Ticket:
+    """Reserve and enter at once; fails if the gate would make us wait."""
+    reservation = gate.reserve(now)
+    assert reservation.at == now, "the gate asked to wait"
+    ticket = gate.enter(reservation, now)
+    assert ticket is not None
+    return ticket
+
+
+# --- the pure core ---------------------------------------------------------------
+
+
+def test_a_gate_that_was_never_throttled_never_delays_or_paces():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    for _ in range(1000):
+        gate.admitted(send(gate, clock.now))
+    state = gate.state()
+    assert state.pace is None
+    assert (state.sent, state.admitted, state.throttled) == (1000, 1000, 0)
+
+
+def test_a_throttle_closes_the_gate_for_every_later_call():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    ticket = send(gate, clock.now)
+    gate.throttled(ticket, 2.0, clock.now)
+
+    reservation = gate.reserve(clock.now + 0.5)
+    assert reservation.at == pytest.approx(clock.now + 2.0)
+    assert not reservation.holds_slot
+    assert gate.enter(reservation, clock.now + 0.5) is None
+    assert gate.state().closed_for == pytest.approx(2.0)
+    # Once it reopens, a call passes.
+    assert send(gate, clock.now + 2.0)
+
+
+def test_throttles_of_sends_already_in_flight_are_one_event():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    tickets = [send(gate, clock.now) for _ in range(10)]
+    gate.throttled(tickets[0], 1.0, clock.now + 0.01)
+    for ticket in tickets[1:]:
+        gate.throttled(ticket, 1.0, clock.now + 0.02)
+    state = gate.state()
+    assert state.throttled == 10
+    assert state.throttle_events == 1
+    # Each answer's wait bounds the same moment from above; later answers,
+    # late by their trip back, do not push the reopening back.
+    assert gate.reserve(clock.now).at == pytest.approx(clock.now + 1.01)
+
+
+def test_a_reservation_made_before_a_throttle_no_longer_holds():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    early = send(gate, clock.now)
+    waiting = gate.reserve(clock.now)
+    gate.throttled(early, 1.0, clock.now)
+    assert gate.enter(waiting, clock.now) is None
+
+
+def test_the_gate_logs_once_per_throttle_event_not_once_per_call(caplog):
+    clock = Clock()
+    gate = ServiceGate("svc.example:8080", clock)
+    tickets = [send(gate, clock.now) for _ in range(20)]
+    with caplog.at_level(logging.INFO, logger="langchain_dfehub"):
+        for ticket in tickets:
+            gate.throttled(ticket, 1.0, clock.now)
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "svc.example:8080 throttled a request; holding every call to it for 1 s."
+    )
+
+
+def test_a_burst_teaches_the_gate_the_services_rate():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    # 10 admitted at once, the 11th throttled "for 1 second": 10 per second.
+    tickets = [send(gate, clock.now) for _ in range(11)]
+    for ticket in tickets[:10]:
+        gate.admitted(ticket)
+    gate.throttled(tickets[10], 1.0, clock.now)
+    reopening = clock.now + 1.0
+    slots = [gate.reserve(reopening).at - reopening for _ in range(5)]
+    assert gate.state().pace == pytest.approx(9.0)  # 10/s, less a margin
+    assert slots == pytest.approx([0, 1 / 9, 2 / 9, 3 / 9, 4 / 9])
+
+
+def test_a_throttle_while_paced_slows_the_pace_down():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    burst = [send(gate, clock.now) for _ in range(11)]
+    for ticket in burst[:10]:
+        gate.admitted(ticket)
+    gate.throttled(burst[10], 1.0, clock.now)
+    now = clock.now + 1.0
+    gate.reserve(now)
+    first_pace = gate.state().pace
+    assert first_pace is not None
+    # Paced sends, then a throttle anyway: the pace was too fast.
+    ticket = gate.enter(gate.reserve(now), now)
+    assert ticket is not None
+    gate.throttled(ticket, 0.5, now + 0.01)
+    gate.reserve(now + 1.0)
+    second_pace = gate.state().pace
+    assert second_pace is not None
+    assert second_pace <= first_pace * 0.8
+
+
+def test_the_pace_relaxes_when_throttles_stop_and_then_ends(caplog):
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    burst = [send(gate, clock.now) for _ in range(3)]
+    for ticket in burst[:2]:
+        gate.admitted(ticket)
+    gate.throttled(burst[2], 1.0, clock.now)
+    gate.reserve(clock.now + 1.0)
+    learned = gate.state().pace
+    assert learned is not None
+    with caplog.at_level(logging.INFO, logger="langchain_dfehub"):
+        gate.reserve(clock.now + 30.5)
+        assert gate.state().pace == pytest.approx(learned * 1.25)
+        gate.reserve(clock.now + 600.0)
+    assert gate.state().pace is None
+    assert "no longer pacing" in caplog.text
+
+
+def test_a_throttle_with_no_wait_backs_off_growing_and_resets_on_success():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    waits = []
+    now = clock.now
+    for _ in range(3):
+        ticket = send(gate, now)
+        reopens = gate.throttled(ticket, None, now)
+        waits.append(reopens - now)
+        now = reopens
+    assert 0.25 <= waits[0] <= 0.5 < waits[1] <= 0.75 < waits[2] <= 1.25
+    gate.admitted(send(gate, now))
+    ticket = send(gate, now)
+    assert gate.throttled(ticket, 0, now) - now <= 0.5
+
+
+# --- a DRF sliding-window throttle, simulated ------------------------------------
+
+
+@dataclass
+class SlidingWindow:
+    """Django REST Framework's SimpleRateThrottle, as its source computes it."""
+
+    num_requests: int
+    duration: float
+    history: list[float] = field(default_factory=list)  # newest first
+
+    def allow(self, now: float) -> float | None:
+        """None when admitted, else the wait DRF's text would show (ceil)."""
+        while self.history and self.history[-1] <= now - self.duration:
+            self.history.pop()
+        if len(self.history) < self.num_requests:
+            self.history.insert(0, now)
+            return None
+        remaining = self.duration - (now - self.history[-1])
+        available = self.num_requests - len(self.history) + 1
+        return float(math.ceil(remaining / available))
+
+
+def simulate_burst(
+    gate: ServiceGate, clock: Clock, server: SlidingWindow, calls: int
+) -> tuple[int, float]:
+    """Run `calls` concurrent calls through the gate; return (requests, seconds).
+
+    Every call reserves, sleeps to its moment, enters, sends; the server
+    answers 5 ms later. A throttled call queues again, as `_retry` does.
+    """
+    latency = 0.005
+    start = clock.now
+    events: list[tuple[float, int, str, int]] = []
+    for call in range(calls):
+        heapq.heappush(events, (start, call, "arrive", call))
+    reservations: dict[int, object] = {}
+    tickets: dict[int, Ticket] = {}
+    decided: dict[int, float | None] = {}
+    requests = 0
+    finished = 0
+    order = calls
+    while events:
+        now, _, kind, call = heapq.heappop(events)
+        clock.now = now
+        order += 1
+        if kind == "arrive":
+            reservation = gate.reserve(now)
+            reservations[call] = reservation
+            heapq.heappush(events, (max(reservation.at, now), order, "enter", call))
+        elif kind == "enter":
+            ticket = gate.enter(reservations[call], now)  # type: ignore[arg-type]
+            if ticket is None:
+                heapq.heappush(events, (now, order, "arrive", call))
+                continue
+            requests += 1
+            tickets[call] = ticket
+            decided[call] = server.allow(now + latency / 2)
+            heapq.heappush(events, (now + latency, order, "answer", call))
+        else:
+            wait = decided[call]
+            if wait is None:
+                gate.admitted(tickets[call])
+                finished += 1
+            else:
+                gate.throttled(tickets[call], wait, now)
+                heapq.heappush(events, (now, order, "arrive", call))
+    assert finished == calls
+    return requests, clock.now - start
+
+
+def test_a_cold_then_warm_burst_against_a_drf_window_meets_the_targets():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    server = SlidingWindow(num_requests=10, duration=1.0)
+    ideal = 64 / 10
+
+    cold_requests, cold_seconds = simulate_burst(gate, clock, server, 64)
+    assert cold_requests <= 2 * 64
+    assert cold_seconds <= 1.25 * ideal
+
+    warm_requests, warm_seconds = simulate_burst(gate, clock, server, 64)
+    assert warm_requests <= 1.1 * 64
+    assert warm_seconds <= 1.25 * ideal
+
+
+# --- one gate per service, process-wide ----------------------------------------
+
+
+def test_one_gate_per_endpoint_and_key_and_the_key_is_not_kept():
+    url = "http://gate-test.invalid/v1/chat/completions"
+    assert gate_for(url, "sk-one", "x") is gate_for(url, "sk-one", "y")
+    assert gate_for(url, "sk-one", "x") is not gate_for(url, "sk-two", "x")
+    assert gate_for(url, None, "x") is not gate_for(url + "2", None, "x")
+    from langchain_dfehub import _gate
+
+    assert not any("sk-one" in part for key in _gate._gates for part in key)
+
+
+def _child_sees_a_fresh_gate(url: str, queue: multiprocessing.Queue[int]) -> None:
+    queue.put(gate_for(url, None, "x").state().throttled)
+
+
+def test_a_forked_child_gets_a_fresh_gate():
+    url = "http://fork-test.invalid/v1/chat/completions"
+    gate = gate_for(url, None, "x")
+    gate.throttled(send(gate, gate.clock()), 5.0, gate.clock())
+    assert gate.state().throttled == 1
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[int] = context.Queue()
+    child = context.Process(target=_child_sees_a_fresh_gate, args=(url, queue))
+    child.start()
+    child.join(30)
+    assert queue.get(timeout=5) == 0
+
+
+# --- against the emulator: every instance, thread and loop waits at one gate -----
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "thread"])
+def test_a_throttle_told_to_one_model_holds_back_another(
+    dfehub_emulator: DfeHubEmulator, mode: str
+) -> None:
+    told = ChatDfeHub(base_url=dfehub_emulator.base_url, throttle_budget=0)
+    dfehub_emulator.add_faults(Throttle(wait=30))
+    with pytest.raises(DfeHubRateLimitError):
+        told.invoke("first")
+    assert len(dfehub_emulator.requests) == 1
+
+    other = ChatDfeHub(base_url=dfehub_emulator.base_url, throttle_budget=5)
+    caught: list[BaseException] = []
+
+    def call_other() -> None:
+        try:
+            if mode == "sync":
+                other.invoke("second")
+            else:
+                asyncio.run(other.ainvoke("second"))
+        except DfeHubRateLimitError as error:
+            caught.append(error)
+
+    if mode == "thread":
+        worker = threading.Thread(target=call_other)
+        worker.start()
+        worker.join(30)
+    else:
+        call_other()
+    (error,) = caught
+    assert "throttle_budget" in str(error)
+    assert len(dfehub_emulator.requests) == 1  # held at the gate, never sent
+    state = other.throttle_state
+    assert state.throttled == 1
+    assert state.closed_for > 20
+    assert (state.sent, state.throttle_events) == (1, 1)
+    assert told.throttle_state.throttled == 1
+
+
+def test_a_copied_model_shares_the_gate(dfehub_emulator: DfeHubEmulator) -> None:
+    import copy
+    import pickle
+
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url)
+    dfehub_emulator.add_faults(Throttle(wait=0.01))
+    model.invoke("hello")
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert clone.throttle_state.throttled == 1
