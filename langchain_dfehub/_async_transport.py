@@ -87,7 +87,7 @@ class AsyncTransport:
                 await response.aclose()
         except httpx.HTTPError as exc:
             raise _network_error(exc, request) from None
-        return read_json_reply(body)
+        return read_json_reply(body, request.url)
 
     async def stream(self, request: Request) -> AsyncIterator[dict[str, Any]]:
         """Send a streaming request; yield its chunk dicts as they arrive."""
@@ -123,7 +123,7 @@ class AsyncTransport:
         self, request: Request
     ) -> tuple[httpx.Response, AsyncIterator[bytes], ReplyStream, list[Any]]:
         """Send the request and read until the answer starts or ends."""
-        reply = ReplyStream()
+        reply = ReplyStream(request.url)
         response = None
         try:
             response = await self._send(request)

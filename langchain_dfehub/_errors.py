@@ -3,6 +3,12 @@
 One base class, `DfeHubError`, so that callers can catch everything from this
 package in one clause; subclasses say what happened. Every message says what to
 do next and never contains a key, a header value or a request body.
+
+Each class is also the matching `langchain_core.exceptions` type (`ModelError`
+and its subclasses), so LangChain's agent middleware, which decides on those
+types, treats our errors as it treats any provider's: its retry middleware
+reads `is_retryable`, its summarisation middleware reacts to
+`ContextOverflowError` (by shortening the summary it asked for).
 """
 
 from __future__ import annotations
@@ -13,12 +19,26 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
+
+from langchain_dfehub._error_kinds import Kind, kind_of
 from langchain_dfehub._throttle import (
     is_throttle_text,
     read_throttle,
     wait_from_retry_after,
 )
-from langchain_dfehub._urls import display_url
+from langchain_dfehub._urls import display_url, server_name
 
 _EXCERPT_CHARS = 200
 # How much of a non-JSON body is read for its excerpt: enough for any error
@@ -34,8 +54,8 @@ _HIDDEN_BLOCK = re.compile(
 _SPACE = re.compile(r"\s+")
 
 
-class DfeHubError(Exception):
-    """Base class of every error raised by ChatDfeHub.
+class DfeHubError(ModelError):
+    """Base class of every error raised by ChatDfeHub; a LangChain `ModelError`.
 
     Attributes:
         status_code: The HTTP status of the reply, or None when the failure
@@ -64,6 +84,19 @@ class DfeHubError(Exception):
         self.retry_after = retry_after
         self.received_chars = 0
         self.attempts = 1
+
+    @property
+    def is_retryable(self) -> bool:
+        """LangChain's name for `retryable`: whether trying again may succeed.
+
+        Follows `retryable`, so a failure after text was delivered, or a read
+        timeout, is not retried by LangChain's middleware either.
+        """
+        return self.retryable
+
+    @is_retryable.setter
+    def is_retryable(self, value: bool) -> None:
+        self.retryable = value
 
     def __str__(self) -> str:
         text = self.message
@@ -97,17 +130,42 @@ class DfeHubAPIError(DfeHubError):
         self.server_message = server_message
 
 
-class DfeHubAuthenticationError(DfeHubAPIError):
+class DfeHubInvalidRequestError(DfeHubAPIError, ModelInvalidRequestError):
+    """The server rejected the request as invalid (400, 413, 422 and most 4xx)."""
+
+
+class DfeHubContextOverflowError(DfeHubInvalidRequestError, ContextOverflowError):
+    """The prompt is longer than the model's context size.
+
+    Servers say it with a 400 and their own wording (llama.cpp, vLLM, OpenAI
+    and others are recognised); send fewer or shorter messages, or summarise.
+    """
+
+
+class DfeHubNotFoundError(DfeHubAPIError, ModelNotFoundError):
+    """The model (or the endpoint) does not exist on the server (404)."""
+
+
+class DfeHubAuthenticationError(DfeHubAPIError, ModelAuthenticationError):
     """The server refused the credentials (401) or the permission (403)."""
 
 
-class DfeHubServerError(DfeHubAPIError):
+class DfeHubPermissionDeniedError(
+    DfeHubAuthenticationError, ModelPermissionDeniedError
+):
+    """The key is valid but not allowed this model or endpoint (403).
+
+    A `DfeHubAuthenticationError` too, as 403 always was here.
+    """
+
+
+class DfeHubServerError(DfeHubAPIError, ModelAPIError):
     """The server failed (5xx); retried, since such failures are often passing."""
 
     retryable = True
 
 
-class DfeHubRateLimitError(DfeHubError):
+class DfeHubRateLimitError(DfeHubError, ModelRateLimitError):
     """The server throttled the request (a 429 or a `detail` line).
 
     Attributes:
@@ -128,7 +186,7 @@ class DfeHubRateLimitError(DfeHubError):
         self.detail = detail
 
 
-class DfeHubTimeoutError(DfeHubError, TimeoutError):
+class DfeHubTimeoutError(DfeHubError, ModelTimeoutError, TimeoutError):
     """The server did not connect, or went silent mid-reply, for too long.
 
     Attributes:
@@ -142,7 +200,7 @@ class DfeHubTimeoutError(DfeHubError, TimeoutError):
         self.retryable = phase == "connect"
 
 
-class DfeHubConnectionError(DfeHubError, ConnectionError):
+class DfeHubConnectionError(DfeHubError, ModelConnectionError, ConnectionError):
     """The connection could not be made, or was cut before the reply ended."""
 
     retryable = True
@@ -225,20 +283,57 @@ _ADVICE = {
 }
 
 
+# Advice for the kinds read from the words of a reply, whatever its status.
+_KIND_ADVICE = {
+    Kind.CONTEXT_OVERFLOW: (
+        "The prompt is longer than the model's context size: send fewer or"
+        " shorter messages (trim or summarise the history), lower max_tokens, or"
+        " use a server or model with a larger context."
+    ),
+    Kind.MODEL_NOT_FOUND: (
+        "Check the model name (model=) against the models the server serves,"
+        " and base_url (DFEHUB_BASE_URL)."
+    ),
+}
+
+
+def _status_class(status: int, kind: Kind) -> type[DfeHubAPIError]:
+    """The class for an HTTP error status (other than 429) and its kind."""
+    if kind is Kind.CONTEXT_OVERFLOW:
+        return DfeHubContextOverflowError
+    if kind is Kind.MODEL_NOT_FOUND or status == 404:
+        return DfeHubNotFoundError
+    if status == 401:
+        return DfeHubAuthenticationError
+    if status == 403:
+        return DfeHubPermissionDeniedError
+    if status >= 500:
+        return DfeHubServerError
+    if 400 <= status < 500 and status != 408:
+        return DfeHubInvalidRequestError
+    return DfeHubAPIError
+
+
 def rate_limit_error(
-    detail: str, *, status_code: int | None, retry_after_header: str | None = None
+    detail: str,
+    *,
+    status_code: int | None,
+    retry_after_header: str | None = None,
+    url: str | None = None,
 ) -> DfeHubRateLimitError:
     """Build the error for a throttled request, reading the wait it asks for.
 
     The wait comes from the text's wait phrase ("Expected available in 3
     seconds."), else from the `Retry-After` header; a number elsewhere in
-    the text is not a wait.
+    the text is not a wait. `url` names the server in the message.
     """
     signal = read_throttle(detail, retry_after_header)
-    return _throttled(detail, signal.wait, status_code)
+    return _throttled(detail, signal.wait, status_code, url)
 
 
-def detail_error(detail: str, *, status_code: int | None) -> DfeHubError:
+def detail_error(
+    detail: str, *, status_code: int | None, url: str | None = None
+) -> DfeHubError:
     """The error for a `{"detail": ...}` object inside a 2xx reply or stream.
 
     The service sent its throttle this way; a `detail` that is no throttle
@@ -246,9 +341,9 @@ def detail_error(detail: str, *, status_code: int | None) -> DfeHubError:
     it is: raised at once with the server's words, never slept on.
     """
     if is_throttle_text(detail):
-        return rate_limit_error(detail, status_code=status_code)
+        return rate_limit_error(detail, status_code=status_code, url=url)
     return DfeHubAPIError(
-        f"The server answered with an error instead of a completion:"
+        f"{server_name(url)} answered with an error instead of a completion:"
         f" {_excerpt(detail)!r}. It is not a throttle, so it was not retried;"
         " check the request and the server's message.",
         status_code=status_code,
@@ -257,7 +352,7 @@ def detail_error(detail: str, *, status_code: int | None) -> DfeHubError:
 
 
 def _throttled(
-    detail: str, wait: float | None, status_code: int | None
+    detail: str, wait: float | None, status_code: int | None, url: str | None = None
 ) -> DfeHubRateLimitError:
     if wait is None:
         asked = "it gave no wait"
@@ -267,9 +362,9 @@ def _throttled(
     else:
         asked = f"it asked to wait {wait:g} s"
     message = (
-        f"DfeHub throttled the request ({asked}): {_excerpt(detail)!r}. "
-        "Retry later, or raise max_retry_wait / throttle_budget to let"
-        " ChatDfeHub wait longer."
+        f"{server_name(url)} throttled the request ({asked}):"
+        f" {_excerpt(detail)!r}. Retry later, or raise max_retry_wait /"
+        " throttle_budget to let ChatDfeHub wait longer."
     )
     return DfeHubRateLimitError(
         message, status_code=status_code, retry_after=wait, detail=detail
@@ -301,6 +396,7 @@ def error_from_status(
             text or "(empty body)",
             status_code=status,
             retry_after_header=retry_after_header,
+            url=url,
         )
     advice = _ADVICE.get(status)
     if advice is None:
@@ -310,16 +406,16 @@ def error_from_status(
             if status >= 500
             else "Check the request and the server's message."
         )
+    kind = kind_of(status, parsed, said)
+    cls = _status_class(status, kind)
+    advice = _KIND_ADVICE.get(kind, advice)
+    said_text = said or "(empty body)"
+    stop = "" if said_text.endswith((".", "!", "?")) else "."
     message = (
-        f"DfeHub returned HTTP {status} for {display_url(url)}:"
-        f" {said or '(empty body)'}. {advice}"
+        f"{server_name(url)} returned HTTP {status} for {display_url(url)}:"
+        f" {said_text}{stop} {advice}"
     )
     message = _scrub(message, secret)
-    cls: type[DfeHubAPIError] = DfeHubAPIError
-    if status in (401, 403):
-        cls = DfeHubAuthenticationError
-    elif status >= 500:
-        cls = DfeHubServerError
     # A 503 may say when to come back; the retry policy honours it like a
     # throttle wait.
     retry_after = None

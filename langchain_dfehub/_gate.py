@@ -174,10 +174,12 @@ class ServiceGate:
     def throttled(self, ticket: Ticket, wait: float | None, now: float) -> float:
         """The service throttled this send; close the gate. Returns the closing.
 
-        Sends that left before the gate closed are answered after it did: their
-        throttles belong to the same event and only extend the closing. The
-        pace is learned when the gate reopens, once the answers to the sends
-        still in flight at the closing have come in.
+        Sends that left before the gate closed are answered after it did:
+        their throttles belong to the same event. Each of their waits bounds
+        the same reopening from above (rounded up, and late by the trip back),
+        so the earliest bound holds. The pace is learned when the gate
+        reopens, once the answers to the sends in flight at the closing have
+        come in.
         """
         with self._lock:
             self._throttled += 1
@@ -186,32 +188,27 @@ class ServiceGate:
                 if new_event:
                     self._backoffs_in_row += 1
                 wait = _backoff(self._backoffs_in_row)
-            if new_event:
-                self._events += 1
-                self._epoch += 1
-                self._closed_at = now
-                self._last_event = now
-                if not self._learning:
-                    self._learning = True
-                    self._pace_before = self.pace_locked()
-                    if self._relaxations:
-                        self._pace_before = self._held_pace
-                        self._relaxed_too_far = True
-                self._relaxations = 0
-                self._relax_every = max(_RELAX_EVERY, _RELAX_WAITS * wait)
-            if new_event:
-                self._closed_until = now + wait
-            else:
-                # Every answer's wait is an upper bound of the same moment
-                # (rounded up, and late by the trip back): the earliest holds.
+            if not new_event:
                 self._closed_until = min(self._closed_until, now + wait)
-            self._next_slot = self._closed_until
-            if new_event:
-                logger.warning(
-                    "%s throttled a request; holding every call to it for %.3g s.",
-                    self.name,
-                    wait,
-                )
+                self._next_slot = self._closed_until
+                return self._closed_until
+            self._events += 1
+            self._epoch += 1
+            self._closed_at = self._last_event = now
+            self._closed_until = self._next_slot = now + wait
+            if not self._learning:
+                self._learning = True
+                self._pace_before = self.pace_locked()
+                if self._relaxations:
+                    self._pace_before = self._held_pace
+                    self._relaxed_too_far = True
+            self._relaxations = 0
+            self._relax_every = max(_RELAX_EVERY, _RELAX_WAITS * wait)
+            logger.warning(
+                "%s throttled a request; holding every call to it for %.3g s.",
+                self.name,
+                wait,
+            )
             return self._closed_until
 
     # --- reading -----------------------------------------------------------
@@ -355,12 +352,27 @@ def gate_for(url: str, secret: str | None, name: str) -> ServiceGate:
     return gate
 
 
-def _forget_gates_in_child() -> None:
-    """A forked child starts with fresh gates (and locks no thread holds)."""
+def forget_gates(base_url: str | None = None) -> None:
+    """Drop the gates of the services under `base_url` (None: every gate).
+
+    For a server that was restarted or reset behind a URL (a test server on
+    a port that an earlier one used): the next call starts unthrottled.
+    """
+    with _registry_lock:
+        if base_url is None:
+            _gates.clear()
+            return
+        prefix = base_url.rstrip("/")
+        for key in [key for key in _gates if key[0].startswith(prefix)]:
+            del _gates[key]
+
+
+def _fresh_registry_in_child() -> None:
+    """A forked child never shares its parent's gates, nor a lock held there."""
     global _registry_lock
     _gates.clear()
     _registry_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_gates_in_child)
+    os.register_at_fork(after_in_child=_fresh_registry_in_child)

@@ -32,6 +32,13 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.content import is_data_content_block
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 
+from langchain_dfehub import _content_blocks  # noqa: F401  (registers our blocks)
+from langchain_dfehub._reasoning import (
+    REASONING_KEY,
+    reasoning_for_history,
+    reasoning_text,
+)
+
 PROVIDER = "dfehub"
 
 _ROLES: dict[type[BaseMessage], str] = {
@@ -57,13 +64,23 @@ _DROPPED_BLOCKS = frozenset(
 # --- request side: LangChain message -> dict ---------------------------------
 
 
-def messages_to_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+def messages_to_dicts(
+    messages: Sequence[BaseMessage], *, reasoning_in_history: bool = False
+) -> list[dict[str, Any]]:
     """Convert a conversation to the `messages` list of a request body."""
-    return [message_to_dict(message) for message in messages]
+    return [
+        message_to_dict(message, reasoning_in_history=reasoning_in_history)
+        for message in messages
+    ]
 
 
-def message_to_dict(message: BaseMessage) -> dict[str, Any]:
+def message_to_dict(
+    message: BaseMessage, *, reasoning_in_history: bool = False
+) -> dict[str, Any]:
     """Convert one LangChain message to a chat-completions message dict.
+
+    With `reasoning_in_history`, an AI message's reasoning goes back as
+    `reasoning_content` (see `_reasoning`).
 
     Raises:
         TypeError: for a message type the wire format has no role for.
@@ -87,6 +104,10 @@ def message_to_dict(message: BaseMessage) -> dict[str, Any]:
             if not result["content"]:
                 # OpenAI's own shape for an answer that is only tool calls.
                 result["content"] = None
+        if reasoning_in_history:
+            reasoning = reasoning_for_history(message)
+            if reasoning is not None:
+                result[REASONING_KEY] = reasoning
     return result
 
 
@@ -238,6 +259,9 @@ def response_to_message(
     additional: dict[str, Any] = {}
     if message.get("refusal"):
         additional["refusal"] = message["refusal"]
+    reasoning = reasoning_text(message)
+    if reasoning is not None:
+        additional[REASONING_KEY] = reasoning
     return AIMessage(
         content=message.get("content") or "",
         tool_calls=tool_calls,
@@ -339,8 +363,20 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
     finish_reason = choice.get("finish_reason")
     raw_calls = delta.get("tool_calls")
     logprobs = choice.get("logprobs")
+    reasoning = reasoning_text(delta)
     if not raw_calls and finish_reason is None and not usage and not logprobs:
-        return AIMessageChunk(content=content), None
+        if reasoning is None:
+            return AIMessageChunk(content=content), None
+        return (
+            AIMessageChunk(
+                content=content,
+                additional_kwargs={REASONING_KEY: reasoning},
+                # Names the translator that keeps reasoning blocks apart.
+                response_metadata={"model_provider": PROVIDER},
+            ),
+            None,
+        )
+    additional = {REASONING_KEY: reasoning} if reasoning is not None else {}
     calls: list[ToolCallChunk] = []
     for raw in raw_calls or ():
         function = raw.get("function") or {}
@@ -365,6 +401,7 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
     return (
         AIMessageChunk(
             content=content,
+            additional_kwargs=additional,
             tool_call_chunks=calls,
             usage_metadata=usage_from_dict(usage),
             response_metadata=metadata,

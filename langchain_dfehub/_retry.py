@@ -319,7 +319,8 @@ def _log_retry(retry_state: RetryCallState) -> None:
     )
     call = _call(retry_state)
     logger.warning(
-        "DfeHub request failed with %s; retrying in %g s%s (attempt %d of %d).",
+        "Request to %s failed with %s; retrying in %.3g s%s (attempt %d of %d).",
+        call.policy.gate.name,
         reason,
         wait,
         asked,

@@ -16,10 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_dfehub._error_kinds import Kind, kind_of
 from langchain_dfehub._errors import (
     DfeHubAPIError,
     DfeHubConnectionError,
+    DfeHubContextOverflowError,
     DfeHubError,
+    DfeHubNotFoundError,
     DfeHubProtocolError,
     DfeHubServerError,
     detail_error,
@@ -34,6 +37,7 @@ from langchain_dfehub._sse import (
     SSEDecoder,
     classify_object,
 )
+from langchain_dfehub._urls import server_name
 
 # The longest error body we read: enough for any message, bounded for HTML.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -72,9 +76,11 @@ class ReplyStream:
         "error",
         "finished",
         "received_chars",
+        "url",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url  # names the server in error messages
         self._decoder = SSEDecoder()
         self.answer_started = False
         self.finished = False
@@ -133,15 +139,18 @@ class ReplyStream:
                     if content:
                         self.answer_started = True
                         self.received_chars += len(content)
-                    elif delta.get("tool_calls"):
+                    elif _carries_something(delta):
+                        # Reasoning, tool calls, a refusal...: the caller gets
+                        # it now, so from here on a retry would repeat it.
                         self.answer_started = True
+                        self.received_chars += _text_length(delta)
                 if choice.get("finish_reason") is not None:
                     self.finished = True
             elif isinstance(event, Done):
                 self.done = True
                 break
             else:
-                self.error = self._fail(_error_for_event(event))
+                self.error = self._fail(_error_for_event(event, self.url))
                 break
         return chunks
 
@@ -157,11 +166,27 @@ class ReplyStream:
         return error
 
 
-def _error_for_event(event: Detail | ServerError | Malformed) -> DfeHubError:
+def _carries_something(delta: Mapping[str, Any]) -> bool:
+    """Whether a delta holds anything for the caller besides its role."""
+    return any(value for key, value in delta.items() if key != "role")
+
+
+def _text_length(delta: Mapping[str, Any]) -> int:
+    """The characters of text (reasoning, refusal) a delta delivers."""
+    return sum(
+        len(value)
+        for key, value in delta.items()
+        if key != "role" and isinstance(value, str)
+    )
+
+
+def _error_for_event(
+    event: Detail | ServerError | Malformed, url: str | None = None
+) -> DfeHubError:
     if isinstance(event, Detail):
-        return detail_error(event.detail, status_code=None)
+        return detail_error(event.detail, status_code=None, url=url)
     if isinstance(event, ServerError):
-        return _in_band_error(event)
+        return _in_band_error(event, url)
     line = event.line
     if len(line) > _LINE_EXCERPT:
         line = line[:_LINE_EXCERPT] + "…"
@@ -172,26 +197,31 @@ def _error_for_event(event: Detail | ServerError | Malformed) -> DfeHubError:
     )
 
 
-def _in_band_error(event: ServerError) -> DfeHubError:
+def _in_band_error(event: ServerError, url: str | None) -> DfeHubError:
     error = event.data.get("error")
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) else None
     message = (
-        f"The server reported an error inside the reply: {event.message!r}."
+        f"{server_name(url)} reported an error inside the reply: {event.message!r}."
         " The request was not completed; check the server's logs or retry later."
     )
-    if status is not None and status >= 500:
-        return DfeHubServerError(
-            message, status_code=status, server_message=event.message
-        )
-    return DfeHubAPIError(message, status_code=status, server_message=event.message)
+    cls: type[DfeHubAPIError] = DfeHubAPIError
+    kind = kind_of(status, event.data, event.message)
+    if kind is Kind.CONTEXT_OVERFLOW:
+        cls = DfeHubContextOverflowError
+    elif kind is Kind.MODEL_NOT_FOUND:
+        cls = DfeHubNotFoundError
+    elif status is not None and status >= 500:
+        cls = DfeHubServerError
+    return cls(message, status_code=status, server_message=event.message)
 
 
-def read_json_reply(body: bytes) -> dict[str, Any]:
+def read_json_reply(body: bytes, url: str | None = None) -> dict[str, Any]:
     """Parse a non-streaming 2xx body into a `chat.completion` dict.
 
     A `{"detail": ...}` or `{"error": ...}` object with a 2xx status is the
-    service's throttle or error in disguise, and raises as such.
+    service's throttle or error in disguise, and raises as such; `url` names
+    the server in its message.
     """
     text = body.decode("utf-8", errors="replace")
     try:
@@ -205,7 +235,7 @@ def read_json_reply(body: bytes) -> dict[str, Any]:
             return event.data
         event = Malformed(text, "its 'choices' list is empty or not a list of objects")
     assert not isinstance(event, (Chunk, Done))
-    raise _error_for_event(event)
+    raise _error_for_event(event, url)
 
 
 def _not_json(text: str) -> DfeHubProtocolError:

@@ -175,20 +175,21 @@ def structured_output_parts(
         ValueError: for an unknown method.
     """
     from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-    from langchain_core.output_parsers.openai_tools import (
-        JsonOutputKeyToolsParser,
-        PydanticToolsParser,
-    )
 
     pydantic = is_pydantic_class(schema)
     parser: Runnable[Any, Any]
     if method == "function_calling":
+        from langchain_dfehub._forced_tool import (
+            ForcedJsonToolParser,
+            ForcedPydanticToolParser,
+        )
+
         [tool] = tools_to_wire([schema], strict=strict)
         name = tool["function"]["name"]
         if pydantic:
-            parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+            parser = ForcedPydanticToolParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
         else:
-            parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            parser = ForcedJsonToolParser(key_name=name, first_tool_only=True)
         return {"tools": [tool], "tool_choice": _force(name)}, parser
     if method in ("json_schema", "json_mode"):
         if pydantic:

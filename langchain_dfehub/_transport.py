@@ -97,7 +97,7 @@ class SyncTransport:
                 body = response.content
         except requests.RequestException as exc:
             raise _network_error(exc, request) from None
-        return read_json_reply(body)
+        return read_json_reply(body, request.url)
 
     def stream(self, request: Request) -> Iterator[dict[str, Any]]:
         """Send a streaming request; yield its chunk dicts as they arrive."""
@@ -129,7 +129,7 @@ class SyncTransport:
         self, request: Request
     ) -> tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]:
         """Send the request and read until the answer starts or ends."""
-        reply = ReplyStream()
+        reply = ReplyStream(request.url)
         response = None
         try:
             response = self._post(request)

@@ -78,3 +78,33 @@ def network_reason(exc: BaseException) -> str:
         if isinstance(reason, BaseException):
             pending.append(reason)
     return best or type(exc).__name__
+
+
+# The public service keeps its name in messages; any other server is named by
+# its address, so a message about a local llama.cpp server does not blame DfeHub.
+_SERVICE_HOST = "chat.dfehub.com"
+
+
+def server_name(url: str | None) -> str:
+    """How an error message names the server behind `url`.
+
+    `"DfeHub (chat.dfehub.com)"` for the public service, `"The server at
+    127.0.0.1:8080"` for any other, `"The server"` when the URL is unknown.
+    """
+    if not url:
+        return "The server"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "The server"
+    if not host:
+        return "The server"
+    if host == _SERVICE_HOST:
+        return f"DfeHub ({host})"
+    if ":" in host:
+        host = f"[{host}]"
+    return (
+        f"The server at {host}:{port}" if port is not None else f"The server at {host}"
+    )

@@ -206,6 +206,14 @@ class ChatDfeHub(BaseChatModel):
 
     Turn off for an old server that rejects `stream_options`."""
 
+    reasoning_in_history: bool = False
+    """Whether earlier answers' reasoning is sent back in the history.
+
+    When on, an `AIMessage` with `additional_kwargs["reasoning_content"]` (or
+    `reasoning` blocks) goes back with a `reasoning_content` field, as
+    DeepSeek's thinking mode with tool calls wants. Off by default: older
+    endpoints reject a field they do not know on a message."""
+
     default_headers: dict[str, str] | None = None
     """Extra HTTP headers sent with every request."""
 
@@ -339,7 +347,9 @@ class ChatDfeHub(BaseChatModel):
                 body[key] = value
         merge_extra_body(body, self.extra_body, call_extra_body)
         check_choices(body, stream=stream)
-        body["messages"] = messages_to_dicts(messages)
+        body["messages"] = messages_to_dicts(
+            messages, reasoning_in_history=self.reasoning_in_history
+        )
         body["stream"] = stream
         if stream and stream_usage:
             body["stream_options"] = {"include_usage": True}
@@ -542,7 +552,7 @@ class ChatDfeHub(BaseChatModel):
         self,
         schema: dict[str, Any] | type,
         *,
-        method: StructuredMethod = "function_calling",
+        method: StructuredMethod = "json_schema",
         include_raw: bool = False,
         strict: bool | None = None,
         tools: Sequence[ToolLike] | None = None,
@@ -553,8 +563,11 @@ class ChatDfeHub(BaseChatModel):
         Args:
             schema: A pydantic class (output is an instance), a TypedDict, a
                 JSON schema or an OpenAI function dict (output is a dict).
-            method: `"function_calling"` (a forced tool call), `"json_schema"`
-                (`response_format` with the schema) or `"json_mode"` (a JSON
+            method: `"json_schema"` (the default: `response_format` with the
+                schema, which llama.cpp, vLLM and Ollama enforce while
+                decoding), `"function_calling"` (a forced tool call; raises
+                `OutputParserException` when the server ignores the forced
+                tool and the model answers in prose) or `"json_mode"` (a JSON
                 object; say in the prompt which keys you want).
             include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of
                 raising when the answer does not parse.

@@ -2,7 +2,8 @@
 
 It starts the local DfeHub emulator (no network needed), then shows an LCEL
 chain invoked and streamed, a throttled request whose wait is read from the
-service's `detail` text, and an async call. Run it with
+service's `detail` text, async calls, and a burst over the service's rate
+that queues at the service's gate instead of failing. Run it with
 `python -m langchain_dfehub.demo`.
 """
 
@@ -13,6 +14,7 @@ import logging
 import sys
 import time
 
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
@@ -77,6 +79,20 @@ def main() -> int:
         print(
             f"   all three in {time.monotonic() - started:.2f} s: about the time of"
             " one, since they run concurrently"
+        )
+
+    _heading("5. a burst over the service's rate: calls queue at its gate")
+    with DfeHubEmulator(throttle_rate="10/s") as throttling:
+        burst = ChatDfeHub(base_url=throttling.base_url)
+        prompts: list[LanguageModelInput] = [f"call {n} done" for n in range(30)]
+        started = time.monotonic()
+        replies = burst.batch(prompts, config={"max_concurrency": 30})
+        done = sum(r.content == p for r, p in zip(replies, prompts, strict=True))
+        state = burst.throttle_state
+        print(
+            f"   {done}/30 answered in {time.monotonic() - started:.1f} s"
+            f" (the service allows 10/s); {state.sent} requests sent,"
+            f" {state.throttled} throttled, now pacing at {state.pace or 0:.1f}/s"
         )
 
     print("\nDone.")

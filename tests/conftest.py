@@ -14,6 +14,8 @@ from contextlib import ExitStack
 import pytest
 from drf_service import DrfService, running_drf_service
 
+from langchain_dfehub._gate import forget_gates
+
 
 @pytest.fixture(autouse=True)
 def _no_dfehub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,7 +28,8 @@ def drf_service() -> Iterator[Callable[[str], DrfService]]:
     """Start (once per rate) the real DRF chat app: `drf_service("3/min")`.
 
     Each call hands back the app for that rate with its counters zeroed and
-    its throttle history forgotten, so a test starts from a quiet server.
+    its throttle history forgotten (and the client's gates with it), so a
+    test starts from a quiet server.
     Every app is stopped when the session ends.
     """
     with ExitStack() as stack:
@@ -39,6 +42,7 @@ def drf_service() -> Iterator[Callable[[str], DrfService]]:
                 services[rate] = service
             service.reset_stats()
             service.reset_throttle()
+            forget_gates(service.base_url)  # the client remembers its throttle
             return service
 
         yield service_at

@@ -6,8 +6,7 @@ app under gunicorn (tests/drf_service), not our idea of one: its answers, its
 content negotiation (the 406 a stream used to get) and its 429s are DRF's.
 The throttle tests run against the emulator's rate mode too, which must
 answer exactly as the DRF app does. Rates like `3/min` provoke a throttle at
-once, without waiting; retries are off where a test needs to see the throttle
-itself.
+once, without waiting; `throttle_budget=0` shows a test the throttle itself.
 """
 
 from __future__ import annotations
@@ -16,8 +15,10 @@ import asyncio
 import os
 import re
 import signal
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 import requests
@@ -50,6 +51,16 @@ def server_at(
             return stack.enter_context(emulator).base_url
 
         yield start
+
+
+def fresh_model(base_url: str, **options: Any) -> ChatDfeHub:
+    """A model with a gate of its own.
+
+    Calls to one service share a throttle gate per process, keyed by endpoint
+    and key. The DRF apps outlive a test and ports are reused, so a unique key
+    (which neither server checks) keeps one test's throttles out of another's.
+    """
+    return ChatDfeHub(base_url=base_url, api_key=f"sk-{uuid.uuid4().hex}", **options)
 
 
 def chat_request(
@@ -89,7 +100,7 @@ def whole_seconds(detail: str) -> int:
 @pytest.mark.parametrize("mode", MODES)
 def test_invoke_gets_the_echo_from_the_drf_app(drf_service: ServiceAt, mode: str):
     service = drf_service("10/s")
-    model = ChatDfeHub(base_url=service.base_url)
+    model = fresh_model(service.base_url)
 
     assert invoke(model, mode) == PROMPT
     assert service.stats().completed == 1
@@ -98,7 +109,7 @@ def test_invoke_gets_the_echo_from_the_drf_app(drf_service: ServiceAt, mode: str
 @pytest.mark.parametrize("mode", MODES)
 def test_stream_passes_drf_content_negotiation(drf_service: ServiceAt, mode: str):
     service = drf_service("10/s")
-    model = ChatDfeHub(base_url=service.base_url)
+    model = fresh_model(service.base_url)
 
     pieces = stream(model, mode)
 
@@ -175,7 +186,7 @@ def test_drf_says_1_second_in_the_singular(server_at: ServerAt):
 def test_drf_throttle_raises_rate_limit_error_with_its_wait(
     server_at: ServerAt, mode: str, streaming: bool
 ):
-    model = ChatDfeHub(base_url=server_at("3/min"), max_retries=0)
+    model = fresh_model(server_at("3/min"), throttle_budget=0)
     for _ in range(3):
         assert invoke(model, mode) == PROMPT
 

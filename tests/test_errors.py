@@ -11,6 +11,9 @@ from langchain_dfehub._errors import (
     DfeHubAuthenticationError,
     DfeHubConnectionError,
     DfeHubError,
+    DfeHubInvalidRequestError,
+    DfeHubNotFoundError,
+    DfeHubPermissionDeniedError,
     DfeHubProtocolError,
     DfeHubRateLimitError,
     DfeHubServerError,
@@ -98,15 +101,16 @@ def test_str_says_how_much_text_was_delivered_before_a_failure():
 @pytest.mark.parametrize(
     ("status", "cls", "advice"),
     [
-        (400, DfeHubAPIError, "check the messages and parameters"),
+        (400, DfeHubInvalidRequestError, "check the messages and parameters"),
         (401, DfeHubAuthenticationError, "Check the API key"),
-        (403, DfeHubAuthenticationError, "not allowed"),
-        (404, DfeHubAPIError, "Check base_url"),
-        (422, DfeHubAPIError, "check the parameters"),
+        (403, DfeHubPermissionDeniedError, "not allowed"),
+        (404, DfeHubNotFoundError, "Check base_url"),
+        (422, DfeHubInvalidRequestError, "check the parameters"),
         (500, DfeHubServerError, "try again later"),
         (502, DfeHubServerError, "try again later"),
         (503, DfeHubServerError, "try again later"),
-        (418, DfeHubAPIError, "Check the request"),
+        (418, DfeHubInvalidRequestError, "Check the request"),
+        (408, DfeHubAPIError, "Check the request"),
     ],
 )
 def test_an_error_status_maps_to_its_class_and_says_what_to_do(status, cls, advice):

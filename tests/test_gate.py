@@ -105,14 +105,19 @@ def test_the_gate_logs_once_per_throttle_event_not_once_per_call(caplog):
     )
 
 
+def burst_of(gate: ServiceGate, now: float, admitted: int, wait: float) -> None:
+    """`admitted` sends let through at `now`, and one more throttled for `wait`."""
+    tickets = [send(gate, now) for _ in range(admitted + 1)]
+    for ticket in tickets[:admitted]:
+        gate.admitted(ticket)
+    gate.throttled(tickets[admitted], wait, now)
+
+
 def test_a_burst_teaches_the_gate_the_services_rate():
     clock = Clock()
     gate = ServiceGate("svc", clock)
     # 10 admitted at once, the 11th throttled "for 1 second": 10 per second.
-    tickets = [send(gate, clock.now) for _ in range(11)]
-    for ticket in tickets[:10]:
-        gate.admitted(ticket)
-    gate.throttled(tickets[10], 1.0, clock.now)
+    burst_of(gate, clock.now, admitted=10, wait=1.0)
     reopening = clock.now + 1.0
     slots = [gate.reserve(reopening).at - reopening for _ in range(5)]
     assert gate.state().pace == pytest.approx(9.0)  # 10/s, less a margin
@@ -122,10 +127,7 @@ def test_a_burst_teaches_the_gate_the_services_rate():
 def test_a_throttle_while_paced_slows_the_pace_down():
     clock = Clock()
     gate = ServiceGate("svc", clock)
-    burst = [send(gate, clock.now) for _ in range(11)]
-    for ticket in burst[:10]:
-        gate.admitted(ticket)
-    gate.throttled(burst[10], 1.0, clock.now)
+    burst_of(gate, clock.now, admitted=10, wait=1.0)
     now = clock.now + 1.0
     gate.reserve(now)
     first_pace = gate.state().pace
@@ -143,10 +145,7 @@ def test_a_throttle_while_paced_slows_the_pace_down():
 def test_the_pace_relaxes_when_throttles_stop_and_then_ends(caplog):
     clock = Clock()
     gate = ServiceGate("svc", clock)
-    burst = [send(gate, clock.now) for _ in range(3)]
-    for ticket in burst[:2]:
-        gate.admitted(ticket)
-    gate.throttled(burst[2], 1.0, clock.now)
+    burst_of(gate, clock.now, admitted=2, wait=1.0)
     gate.reserve(clock.now + 1.0)
     learned = gate.state().pace
     assert learned is not None
@@ -340,3 +339,32 @@ def test_a_copied_model_shares_the_gate(dfehub_emulator: DfeHubEmulator) -> None
     model.invoke("hello")
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         assert clone.throttle_state.throttled == 1
+
+
+def test_resetting_the_emulator_forgets_the_gate_of_its_url(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, throttle_budget=0)
+    dfehub_emulator.add_faults(Throttle(wait=30))
+    with pytest.raises(DfeHubRateLimitError):
+        model.invoke("held")
+    assert model.throttle_state.closed_for > 20
+
+    dfehub_emulator.reset()
+
+    assert model.throttle_state.throttled == 0
+    assert model.invoke("free again").content == "free again"
+
+
+def test_an_emulator_on_a_port_used_before_starts_with_no_gate() -> None:
+    first = DfeHubEmulator().start()
+    port = int(first.base_url.split(":")[2].split("/")[0])
+    model = ChatDfeHub(base_url=first.base_url, throttle_budget=0)
+    first.add_faults(Throttle(wait=30))
+    with pytest.raises(DfeHubRateLimitError):
+        model.invoke("held")
+    first.stop()
+
+    with DfeHubEmulator(port=port) as second:
+        assert second.base_url == model.base_url
+        assert model.invoke("a new server").content == "a new server"

@@ -1,7 +1,9 @@
 """Every Python example in README.md runs, as written, against the emulator.
 
 Each ```python block is executed on its own, with `DFEHUB_BASE_URL` pointing
-at a fresh emulator (the README says so too). A block of pytest tests is run by
+at a fresh emulator (the README says so too); where a ```text block follows
+it, the example must print exactly that ("..." standing for any part of a
+line). A block of pytest tests is run by
 pytest itself, in a fresh process, so its fixtures come from the installed
 plugin as a user's would. A block that fails fails here, so the README cannot
 drift from the code.
@@ -9,6 +11,7 @@ drift from the code.
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -34,8 +37,25 @@ def _is_test_module(source: str) -> bool:
     return re.search(r"^def test_", source, re.MULTILINE) is not None
 
 
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def _printed_outputs() -> dict[int, str]:
+    """A ```text block whose previous block is an example shows what it prints.
+
+    Keyed by the example's line number.
+    """
+    text = README.read_text(encoding="utf-8")
+    outputs = {}
+    for example, shown in itertools.pairwise(_FENCE.finditer(text)):
+        if example.group(1) == "python" and shown.group(1) == "text":
+            outputs[text.count("\n", 0, example.start()) + 1] = shown.group(2)
+    return outputs
+
+
 _SCRIPTS = [(n, code) for n, code in _examples() if not _is_test_module(code)]
 _TEST_MODULES = [(n, code) for n, code in _examples() if _is_test_module(code)]
+_OUTPUTS = _printed_outputs()
 
 
 def test_the_readme_has_examples() -> None:
@@ -43,16 +63,40 @@ def test_the_readme_has_examples() -> None:
 
 
 @pytest.mark.parametrize(
-    "source", [code for _, code in _SCRIPTS], ids=[f"line{n}" for n, _ in _SCRIPTS]
+    ("source", "printed"),
+    [(code, _OUTPUTS.get(n)) for n, code in _SCRIPTS],
+    ids=[f"line{n}" for n, _ in _SCRIPTS],
 )
 def test_readme_example_runs(
-    source: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    source: str,
+    printed: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with DfeHubEmulator() as emulator:
         monkeypatch.setenv("DFEHUB_BASE_URL", emulator.base_url)
         monkeypatch.delenv("DFEHUB_API_KEY", raising=False)
         exec(compile(source, str(README), "exec"), {"__name__": "__readme__"})
-    assert capsys.readouterr().out.strip(), "an example should show its result"
+    out = capsys.readouterr().out
+    assert out.strip(), "an example should show its result"
+    if printed is not None:
+        # "..." in the README stands for a part of a line that changes per run.
+        shown = ".*?".join(re.escape(part) for part in printed.split("..."))
+        assert re.fullmatch(shown, out), "the README shows this output otherwise"
+
+
+def test_the_readme_shows_the_output_of_some_examples() -> None:
+    assert len(_OUTPUTS) >= 2
+
+
+def test_every_link_within_the_readme_points_at_a_heading() -> None:
+    text = _FENCE.sub("", README.read_text(encoding="utf-8"))
+    headings = re.findall(r"^#+ (.+)$", text, re.MULTILINE)
+    # GitHub's anchors: lower case, punctuation dropped, spaces to hyphens.
+    anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links
+    assert sorted(set(links) - anchors) == []
 
 
 @pytest.mark.parametrize(

@@ -403,7 +403,7 @@ def test_each_retry_logs_one_warning_with_the_wait_and_the_reason(caplog):
     first, second = (r.getMessage() for r in records)
     assert "127.0.0.1:9 throttled a request" in first
     assert "holding every call to it for 3.51 s" in first
-    assert "DfeHubServerError (HTTP 503)" in second
+    assert "Request to 127.0.0.1:9 failed with DfeHubServerError (HTTP 503)" in second
     # The throttle was not a failed attempt: this is the first retry of an error.
     assert "attempt 2 of 4" in second
 

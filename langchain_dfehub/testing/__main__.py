@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from ._flavours import FLAVOURS
 from ._rate import Rate
 from ._server import DfeHubEmulator
 
@@ -109,6 +110,31 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between streamed chunks",
     )
     parser.add_argument(
+        "--flavour",
+        choices=sorted(FLAVOURS),
+        default="openai",
+        help="which server's habits to copy (default: openai)",
+    )
+    parser.add_argument(
+        "--reasoning",
+        action="store_true",
+        help="send thinking before each answer, where the flavour has a field",
+    )
+    parser.add_argument(
+        "--context-size",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="answer prompts over N tokens with the flavour's overflow error",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="a model the server serves (repeat for more); others are unknown",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log each request to stderr"
     )
     return parser
@@ -137,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         throttle_as=options.throttle_as,
         latency=options.latency,
         chunk_delay=options.chunk_delay,
+        flavour=options.flavour,
+        reasoning=options.reasoning,
+        context_size=options.context_size,
+        models=options.models,
         throttle_rate=options.throttle_rate,
     )
     with emulator:

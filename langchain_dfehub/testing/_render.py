@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ._flavours import FLAVOURS, Flavour, timings
 from ._replies import Reply
 
 SYSTEM_FINGERPRINT = "fp_dfehub_emulator"
-SERVICE_TIER = "default"
 DONE_EVENT = b"data: [DONE]\n\n"
 # The emulator is deterministic: the token it sends had probability 1, and
 # every alternative probability 0, written as OpenAI writes "impossible".
@@ -38,6 +38,15 @@ class Identity:
         if choice:
             return f"{self.call_id_prefix}{choice}_{index}"
         return f"{self.call_id_prefix}{index}"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What the request asked of the answer's shape: choices and logprobs."""
+
+    choices: int = 1
+    logprobs: int | None = None
+    """None: no logprobs; else how many `top_logprobs` per token."""
 
 
 @dataclass(frozen=True)
@@ -90,61 +99,71 @@ def _logprobs(pieces: tuple[str, ...], top: int | None) -> dict[str, Any] | None
     return {"content": content, "refusal": None}
 
 
-def usage_object(reply: Reply, choices: int = 1) -> dict[str, Any]:
-    """OpenAI's `usage` object, with the detail fields it always includes.
+def usage_object(
+    reply: Reply, flavour: Flavour = FLAVOURS["openai"], choices: int = 1
+) -> dict[str, Any]:
+    """The `usage` object the flavour's server reports for a reply.
 
-    Completion tokens count every choice; the prompt is counted once.
+    Completion (and reasoning) tokens count every choice; the prompt once.
     """
-    completion_tokens = reply.completion_tokens * choices
-    return {
-        "prompt_tokens": reply.prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": reply.prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
+    return flavour.usage(
+        reply.prompt_tokens,
+        reply.completion_tokens * choices,
+        len(reply.reasoning) * choices,
+    )
+
+
+def _service_tier(flavour: Flavour) -> str:
+    if flavour.service_tier is None:
+        return ""
+    return f'"service_tier":{_dumps(flavour.service_tier)},'
 
 
 def render_completion(
-    reply: Reply, identity: Identity, *, choices: int = 1, logprobs: int | None = None
+    reply: Reply,
+    identity: Identity,
+    flavour: Flavour = FLAVOURS["openai"],
+    sampling: Sampling = Sampling(),
 ) -> bytes:
     """The `chat.completion` object for a non-streaming request.
 
-    `choices` copies of the reply (OpenAI's `n`), with `logprobs.content`
-    when `logprobs` (the number of top alternatives) is not None.
+    `sampling.choices` copies of the reply (OpenAI's `n`), with
+    `logprobs.content` when logprobs were asked for.
     """
-    body = {
+    body: dict[str, Any] = {
         "id": identity.completion_id,
         "object": "chat.completion",
         "created": identity.created,
         "model": identity.model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
-        "service_tier": SERVICE_TIER,
-        "choices": [
-            {
-                "index": choice,
-                "message": _message(reply, identity, choice),
-                "logprobs": _logprobs(reply.pieces, logprobs),
-                "finish_reason": reply.finish_reason,
-            }
-            for choice in range(choices)
-        ],
-        "usage": usage_object(reply, choices),
     }
+    if flavour.service_tier is not None:
+        body["service_tier"] = flavour.service_tier
+    body["choices"] = [
+        {
+            "index": choice,
+            "message": _message(reply, identity, flavour, choice),
+            "logprobs": _logprobs(reply.pieces, sampling.logprobs),
+            "finish_reason": reply.finish_reason,
+        }
+        for choice in range(sampling.choices)
+    ]
+    body["usage"] = usage_object(reply, flavour, sampling.choices)
+    if flavour.timings:
+        body["timings"] = timings(reply.prompt_tokens, reply.completion_tokens)
     return _dumps(body).encode()
 
 
-def _message(reply: Reply, identity: Identity, choice: int) -> dict[str, Any]:
+def _message(
+    reply: Reply, identity: Identity, flavour: Flavour, choice: int
+) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
         "content": None if reply.tool_calls else reply.content,
         "refusal": None,
     }
+    if reply.reasoning and flavour.reasoning_field:
+        message[flavour.reasoning_field] = "".join(reply.reasoning)
     if reply.tool_calls:
         message["tool_calls"] = [
             {
@@ -162,27 +181,33 @@ def render_stream(
     identity: Identity,
     *,
     include_usage: bool,
-    choices: int = 1,
-    logprobs: int | None = None,
+    flavour: Flavour = FLAVOURS["openai"],
+    sampling: Sampling = Sampling(),
 ) -> StreamEvents:
     """The `chat.completion.chunk` events of a streaming answer.
 
     With `include_usage`, every chunk carries `"usage": null` and a last chunk
-    with no choices carries the usage, as OpenAI does. With several `choices`,
-    each chunk carries one choice, and the choices' chunks take turns, as
-    OpenAI interleaves them; all finish chunks come after all answer chunks.
+    with no choices carries the usage, as OpenAI does. Reasoning pieces come
+    first, under the flavour's field; a flavour with `timings` puts them on
+    the last event. With several choices, each chunk carries one choice and
+    the choices' chunks take turns, as OpenAI interleaves them; all finish
+    chunks come after all answer chunks.
     """
     head = (
         f'data: {{"id":{_dumps(identity.completion_id)},'
         f'"object":"chat.completion.chunk","created":{identity.created},'
         f'"model":{_dumps(identity.model)},'
-        f'"system_fingerprint":"{SYSTEM_FINGERPRINT}",'
-        f'"service_tier":"{SERVICE_TIER}",'
+        f'"system_fingerprint":"{SYSTEM_FINGERPRINT}",{_service_tier(flavour)}'
     )
     usage_tail = ',"usage":null' if include_usage else ""
+    # The last event gets llama.cpp's `timings` before its closing brace.
+    timings_tail = ""
+    if flavour.timings:
+        measured = timings(reply.prompt_tokens, reply.completion_tokens)
+        timings_tail = f',"timings":{_dumps(measured)}'
     per_choice = [
-        _choice_events(reply, identity, head, usage_tail, choice, logprobs)
-        for choice in range(choices)
+        _choice_events(reply, identity, flavour, head, usage_tail, choice, sampling)
+        for choice in range(sampling.choices)
     ]
     answer = [role for role, _, _ in per_choice[1:]]
     longest = max(len(events) for _, events, _ in per_choice)
@@ -190,15 +215,20 @@ def render_stream(
         answer.extend(
             events[position] for _, events, _ in per_choice if position < len(events)
         )
+    finishes = [finish for _, _, finish in per_choice]
+    if timings_tail and not include_usage:
+        closing = b"}\n\n"
+        finishes[-1] = finishes[-1][: -len(closing)] + f"{timings_tail}}}\n\n".encode()
     usage = None
     if include_usage:
+        measured_usage = usage_object(reply, flavour, sampling.choices)
         usage = (
-            head + f'"choices":[],"usage":{_dumps(usage_object(reply, choices))}}}\n\n'
+            head + f'"choices":[],"usage":{_dumps(measured_usage)}{timings_tail}}}\n\n'
         ).encode()
     return StreamEvents(
         role=per_choice[0][0],
         answer=answer,
-        finish=b"".join(finish for _, _, finish in per_choice),
+        finish=b"".join(finishes),
         usage=usage,
     )
 
@@ -206,27 +236,34 @@ def render_stream(
 def _choice_events(
     reply: Reply,
     identity: Identity,
+    flavour: Flavour,
     head: str,
     usage_tail: str,
     choice: int,
-    logprobs: int | None,
+    sampling: Sampling,
 ) -> tuple[bytes, list[bytes], bytes]:
     """One choice's role event, answer events and finish event."""
     open_delta = head + f'"choices":[{{"index":{choice},"delta":'
     close_delta = ',"logprobs":null,"finish_reason":null}]' + usage_tail + "}\n\n"
 
-    def event(delta: str) -> bytes:
-        return (open_delta + delta + close_delta).encode()
+    def event(delta: str, logprobs: str = "null") -> bytes:
+        return (
+            f'{open_delta}{delta},"logprobs":{logprobs},"finish_reason":null}}]'
+            f"{usage_tail}}}\n\n"
+        ).encode()
 
-    if logprobs is None:
-        answer = [event(f'{{"content":{_dumps(piece)}}}') for piece in reply.pieces]
+    answer: list[bytes] = []
+    if reply.reasoning and flavour.reasoning_field:
+        field = _dumps(flavour.reasoning_field)
+        answer = [event(f"{{{field}:{_dumps(piece)}}}") for piece in reply.reasoning]
+    if sampling.logprobs is None:
+        answer += [event(f'{{"content":{_dumps(piece)}}}') for piece in reply.pieces]
     else:
-        answer = [
-            (
-                f'{open_delta}{{"content":{_dumps(piece)}}},"logprobs":'
-                f'{_dumps(_logprobs((piece,), logprobs))},"finish_reason":null}}]'
-                f"{usage_tail}}}\n\n"
-            ).encode()
+        answer += [
+            event(
+                f'{{"content":{_dumps(piece)}}}',
+                _dumps(_logprobs((piece,), sampling.logprobs)),
+            )
             for piece in reply.pieces
         ]
     for index, call in enumerate(reply.tool_calls):
@@ -243,4 +280,5 @@ def _choice_events(
         f'{open_delta}{{}},"logprobs":null,'
         f'"finish_reason":"{reply.finish_reason}"}}]{usage_tail}}}\n\n'
     ).encode()
-    return event('{"role":"assistant","content":""}'), answer, finish
+    role = (open_delta + '{"role":"assistant","content":""}' + close_delta).encode()
+    return role, answer, finish

@@ -17,7 +17,7 @@ import ast
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ._chat_request import ChatRequest, ToolSpec, content_text
@@ -71,6 +71,8 @@ class Reply:
     tool_calls: tuple[ToolCall, ...]
     finish_reason: FinishReason
     prompt_tokens: int
+    reasoning: tuple[str, ...] = ()
+    """The thinking a reasoning server sends before the answer, in pieces."""
 
     @property
     def content(self) -> str:
@@ -79,9 +81,23 @@ class Reply:
 
     @property
     def completion_tokens(self) -> int:
-        """Content pieces, or argument pieces plus one per call (its name)."""
+        """Reasoning and content pieces, or argument pieces plus one per call."""
         calls = sum(len(call.pieces) + 1 for call in self.tool_calls)
-        return len(self.pieces) + calls
+        return len(self.reasoning) + len(self.pieces) + calls
+
+
+def with_reasoning(reply: Reply) -> Reply:
+    """The reply of a reasoning server: a short thinking text comes first.
+
+    The text says what the answer will be: "Let me think. I will answer in 3
+    words." or "Let me think. I will call get_weather."
+    """
+    if reply.tool_calls:
+        names = ", ".join(call.name for call in reply.tool_calls)
+        text = f"Let me think. I will call {names}."
+    else:
+        text = f"Let me think. I will answer in {len(reply.pieces)} words."
+    return replace(reply, reasoning=tuple(split_into_pieces(text)))
 
 
 def split_into_pieces(text: str) -> list[str]:

@@ -18,9 +18,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
+
+from langchain_dfehub._gate import forget_gates
 
 from ._chat_request import DEFAULT_MODEL, InvalidRequest, parse_chat_request
 from ._faults import (
@@ -35,6 +37,7 @@ from ._faults import (
     fault_from_json,
     throttle_body,
 )
+from ._flavours import Flavour, flavour_named
 from ._http import (
     LAST_CHUNK,
     MAX_HEAD_BYTES,
@@ -48,11 +51,12 @@ from ._rate import Rate, RateWindow, client_ident, rate_throttle
 from ._render import (
     DONE_EVENT,
     Identity,
+    Sampling,
     StreamEvents,
     render_completion,
     render_stream,
 )
-from ._replies import compose_reply
+from ._replies import compose_reply, with_reasoning
 
 logger = logging.getLogger("langchain_dfehub.testing")
 
@@ -92,6 +96,10 @@ class _Options:
     throttle_as: ThrottleForm
     latency: float
     chunk_delay: float
+    flavour: Flavour
+    reasoning: bool = False
+    context_size: int | None = None
+    models: frozenset[str] | None = None
     throttle_rate: Rate | None = None
 
 
@@ -394,15 +402,20 @@ class _Service:
         return error_body("Incorrect API key provided.", code="invalid_api_key")
 
     async def _models(self, exchange: _Exchange) -> None:
+        options = self._state.options
+        names = [options.flavour.model_alias or DEFAULT_MODEL]
+        if options.models and not options.flavour.model_alias:
+            names = sorted(options.models)
         models = {
             "object": "list",
             "data": [
                 {
-                    "id": DEFAULT_MODEL,
+                    "id": name,
                     "object": "model",
                     "created": _MODEL_CREATED,
                     "owned_by": "dfehub",
                 }
+                for name in names
             ],
         }
         await exchange.send(200, json.dumps(models).encode())
@@ -416,28 +429,44 @@ class _Service:
             )
             await exchange.send(400, error_body(message))
             return
+        options = self._state.options
+        flavour = options.flavour
         try:
             chat = parse_chat_request(body)
         except InvalidRequest as exc:
-            await exchange.send(400, error_body(exc.message, exc.param))
+            error = flavour.error(400, exc.message, param=exc.param)
+            await exchange.send(400, json.dumps(error).encode())
             return
+        if options.models is not None and chat.model not in options.models:
+            unknown = flavour.unknown_model_error(chat.model)
+            if unknown is not None:
+                await exchange.send(unknown[0], json.dumps(unknown[1]).encode())
+                return
+        if chat.forced_tool is not None and not flavour.honours_forced_tool:
+            chat = replace(chat, tool_choice="auto", forced_tool=None)
+        reply = compose_reply(chat)
+        context = options.context_size
+        if context is not None and reply.prompt_tokens > context:
+            error = flavour.overflow_error(reply.prompt_tokens, context)
+            await exchange.send(400, json.dumps(error).encode())
+            return
+        if options.reasoning and flavour.reasoning_field:
+            reply = with_reasoning(reply)
         peer = exchange.writer.get_extra_info("peername")
         fault = self._state.next_fault(client_ident(request.headers, peer))
-        reply = compose_reply(chat)
-        identity = self._state.next_identity(chat.model)
+        identity = self._state.next_identity(flavour.model_alias or chat.model)
+        sampling = Sampling(choices=chat.n, logprobs=chat.logprobs)
         if chat.stream:
             events = render_stream(
                 reply,
                 identity,
                 include_usage=chat.include_usage,
-                choices=chat.n,
-                logprobs=chat.logprobs,
+                flavour=flavour,
+                sampling=sampling,
             )
             await self._stream(exchange, events, fault)
         else:
-            body = render_completion(
-                reply, identity, choices=chat.n, logprobs=chat.logprobs
-            )
+            body = render_completion(reply, identity, flavour, sampling)
             await self._complete(exchange, body, fault)
 
     async def _complete(
@@ -602,6 +631,15 @@ class DfeHubEmulator:
         throttle_as: Throttle with an HTTP 429 ("status") or inside the stream.
         latency: Seconds before each API response starts.
         chunk_delay: Seconds between streamed chunks.
+        flavour: Which server's habits to copy: "openai" (the default),
+            "llama.cpp", "vllm" or "deepseek" (see the README).
+        reasoning: Whether a flavour with a reasoning field sends thinking
+            before each answer (a reasoning model, or llama.cpp started with
+            `--reasoning-format deepseek`).
+        context_size: Prompts of more tokens (the emulator's count) get the
+            flavour's context-overflow error; None: no limit.
+        models: The models served; a request for another gets the flavour's
+            unknown-model error (llama.cpp never checks). None: any model.
         throttle_rate: Throttle like Django REST Framework's `AnonRateThrottle`
             at this rate per client (`"10/s"`, `"3/min"`); None: off. Not
             together with `throttle_every`.
@@ -618,6 +656,10 @@ class DfeHubEmulator:
         throttle_as: Literal["status", "stream"] = "status",
         latency: float = 0.0,
         chunk_delay: float = 0.0,
+        flavour: str = "openai",
+        reasoning: bool = False,
+        context_size: int | None = None,
+        models: Iterable[str] | None = None,
         throttle_rate: str | None = None,
     ) -> None:
         if isinstance(throttle_every, bool) or not isinstance(throttle_every, int):
@@ -633,6 +675,7 @@ class DfeHubEmulator:
             raise ValueError(msg)
         _check_number("latency", latency)
         _check_number("chunk_delay", chunk_delay)
+        _check_number("context_size", context_size, optional=True)
         self._host = host
         self._port = port
         self._state = _State(
@@ -643,7 +686,11 @@ class DfeHubEmulator:
                 throttle_as,
                 latency,
                 chunk_delay,
-                rate,
+                flavour=flavour_named(flavour),
+                reasoning=bool(reasoning),
+                context_size=context_size,
+                models=None if models is None else frozenset(models),
+                throttle_rate=rate,
             )
         )
         self._thread: threading.Thread | None = None
@@ -681,8 +728,14 @@ class DfeHubEmulator:
         self._state.add_faults(faults)
 
     def reset(self) -> None:
-        """Forget queued faults, recorded requests and what the throttle counted."""
+        """Forget queued faults, recorded requests and what the throttle counted.
+
+        ChatDfeHub's throttle gates for this emulator's URL, in this process,
+        are forgotten too: they remember a throttle that no longer holds.
+        """
         self._state.reset()
+        if self._address is not None:
+            forget_gates(self.base_url)
 
     def start(self) -> DfeHubEmulator:
         """Start serving in a background thread; return once it listens."""
@@ -703,6 +756,9 @@ class DfeHubEmulator:
             thread.join()
             raise failures[0]
         self._thread = thread
+        # A port an earlier server used may come back: a gate that remembers
+        # that server's throttle must not hold this one's calls.
+        forget_gates(self.base_url)
         return self
 
     def stop(self) -> None:

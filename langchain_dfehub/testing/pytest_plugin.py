@@ -9,6 +9,9 @@ pytest at module level, and the server only inside the fixtures.
 
     @pytest.mark.dfehub_emulator(throttle_every=2, throttle_wait=0.01)
     def test_retries(dfehub_emulator): ...
+
+    @pytest.mark.dfehub_emulator(flavour="llama.cpp", reasoning=True)
+    def test_thinking(dfehub_emulator): ...
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(**options): keyword options for the dfehub_emulator fixture's "
         "DfeHubEmulator (api_key, throttle_every, throttle_wait, throttle_as, "
-        "throttle_rate, latency, chunk_delay, ...)",
+        "throttle_rate, latency, chunk_delay, flavour, reasoning, context_size,"
+        " models, ...)",
     )
 
 

@@ -1,0 +1,100 @@
+"""Structured output on servers that ignore a forced tool (llama.cpp).
+
+The default method is `json_schema`, which such servers enforce; the
+`function_calling` method, whose forced `tool_choice` object llama.cpp
+ignores, raises a clear error instead of returning `None`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_core.exceptions import OutputParserException
+from pydantic import BaseModel
+
+from langchain_dfehub import ChatDfeHub
+from langchain_dfehub.testing import DfeHubEmulator
+
+MODES = ["sync", "async"]
+PROMPT = "Say something funny about cats"  # names no tool: auto calls none
+
+
+class Joke(BaseModel):
+    """A joke to tell the user."""
+
+    setup: str
+    punchline: str
+
+
+JOKE_SCHEMA = {
+    "title": "joke",
+    "type": "object",
+    "properties": {"setup": {"type": "string"}, "punchline": {"type": "string"}},
+    "required": ["setup", "punchline"],
+}
+
+
+def run(runnable: Any, mode: str, how: str = "invoke") -> Any:
+    if how == "stream":
+        if mode == "sync":
+            return list(runnable.stream(PROMPT))[-1]
+
+        async def last() -> Any:
+            return [part async for part in runnable.astream(PROMPT)][-1]
+
+        return asyncio.run(last())
+    if mode == "sync":
+        return runnable.invoke(PROMPT)
+    return asyncio.run(runnable.ainvoke(PROMPT))
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("schema", [Joke, JOKE_SCHEMA], ids=["pydantic", "json"])
+def test_the_default_method_works_on_llama_cpp(schema, mode, how):
+    with DfeHubEmulator(flavour="llama.cpp") as emulator:
+        model = ChatDfeHub(base_url=emulator.base_url)
+        result = run(model.with_structured_output(schema), mode, how)
+        sent = emulator.requests[0].body
+    joke = result.model_dump() if isinstance(result, BaseModel) else result
+    assert set(joke) == {"setup", "punchline"}
+    assert sent["response_format"]["type"] == "json_schema"
+    assert "tools" not in sent
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("schema", [Joke, JOKE_SCHEMA], ids=["pydantic", "json"])
+def test_a_forced_tool_the_server_ignored_raises_naming_json_schema(schema, mode, how):
+    with DfeHubEmulator(flavour="llama.cpp") as emulator:
+        model = ChatDfeHub(base_url=emulator.base_url)
+        structured = model.with_structured_output(schema, method="function_calling")
+        with pytest.raises(OutputParserException) as caught:
+            run(structured, mode, how)
+    assert "method='json_schema'" in str(caught.value)
+    assert "function_calling" in str(caught.value)
+    assert caught.value.llm_output == PROMPT  # the prose the model gave instead
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_include_raw_keeps_the_missing_tool_call_as_a_parsing_error(mode):
+    with DfeHubEmulator(flavour="llama.cpp") as emulator:
+        model = ChatDfeHub(base_url=emulator.base_url)
+        structured = model.with_structured_output(
+            Joke, method="function_calling", include_raw=True
+        )
+        result = run(structured, mode)
+    assert result["parsed"] is None
+    assert isinstance(result["parsing_error"], OutputParserException)
+    assert "method='json_schema'" in str(result["parsing_error"])
+    assert result["raw"].content == PROMPT
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_forced_tool_the_server_honours_still_parses(mode):
+    with DfeHubEmulator() as emulator:  # the openai flavour
+        model = ChatDfeHub(base_url=emulator.base_url)
+        structured = model.with_structured_output(Joke, method="function_calling")
+        assert isinstance(run(structured, mode), Joke)
