@@ -854,3 +854,17 @@ def test_streamed_logprobs_ride_on_their_content_chunks(client: httpx.Client) ->
             assert [t["token"] for t in chunk["logprobs"]["content"]] == [content]
         else:
             assert chunk["logprobs"] is None
+
+
+def test_choices_and_logprobs_keep_a_flavours_habits() -> None:
+    with (
+        DfeHubEmulator(flavour="llama.cpp") as emulator,
+        httpx.Client(base_url=emulator.base_url, timeout=5) as http,
+    ):
+        events = stream(http, "a b", n=2, logprobs=True)
+        whole = ask(http, "a b", n=2)
+    chunks = [e for e in events if isinstance(e, dict)]
+    assert [i for i, c in enumerate(chunks) if "timings" in c] == [len(chunks) - 1]
+    assert not any("service_tier" in c for c in chunks)
+    assert [c["index"] for c in whole["choices"]] == [0, 1]
+    assert "service_tier" not in whole
