@@ -858,13 +858,33 @@ def test_streamed_logprobs_ride_on_their_content_chunks(client: httpx.Client) ->
 
 def test_choices_and_logprobs_keep_a_flavours_habits() -> None:
     with (
-        DfeHubEmulator(flavour="llama.cpp") as emulator,
+        DfeHubEmulator(flavour="vllm") as emulator,
         httpx.Client(base_url=emulator.base_url, timeout=5) as http,
     ):
         events = stream(http, "a b", n=2, logprobs=True)
         whole = ask(http, "a b", n=2)
     chunks = [e for e in events if isinstance(e, dict)]
-    assert [i for i, c in enumerate(chunks) if "timings" in c] == [len(chunks) - 1]
+    assert {c["choices"][0]["index"] for c in chunks if c["choices"]} == {0, 1}
     assert not any("service_tier" in c for c in chunks)
     assert [c["index"] for c in whole["choices"]] == [0, 1]
     assert "service_tier" not in whole
+
+
+def test_llama_cpp_refuses_more_than_one_choice_as_it_does() -> None:
+    with (
+        DfeHubEmulator(flavour="llama.cpp") as emulator,
+        httpx.Client(base_url=emulator.base_url, timeout=5) as http,
+    ):
+        refused = http.post("/chat/completions", json={"messages": HELLO, "n": 2})
+        events = stream(http, "a b", logprobs=True)
+    assert refused.status_code == 500
+    assert refused.json() == {
+        "error": {
+            "code": 500,
+            "message": "Only one completion choice is allowed",
+            "type": "server_error",
+        }
+    }
+    chunks = [e for e in events if isinstance(e, dict)]
+    assert [i for i, c in enumerate(chunks) if "timings" in c] == [len(chunks) - 1]
+    assert any(c["choices"] and c["choices"][0]["logprobs"] for c in chunks)

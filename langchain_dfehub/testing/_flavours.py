@@ -113,6 +113,14 @@ class Flavour:
     """How an unknown model is refused; None: the server never checks."""
     service_tier: str | None = None
     """The `service_tier` every reply names; None: the server sends none."""
+    single_choice: bool = False
+    """True: `n` other than 1 fails as llama.cpp fails it (see `choices_error`)."""
+
+    def choices_error(self) -> tuple[int, dict[str, Any]]:
+        """llama.cpp's answer to `n` other than 1: its parser throws, a 500."""
+        return 500, self.error(
+            500, "Only one completion choice is allowed", "server_error"
+        )
 
     def error(
         self,
@@ -214,6 +222,7 @@ FLAVOURS: Mapping[str, Flavour] = {
         honours_forced_tool=False,
         model_alias=LLAMA_CPP_ALIAS,
         timings=True,
+        single_choice=True,
         usage_details=False,
         overflow=Overflow(
             "request ({prompt} tokens) exceeds the available context size"

@@ -442,6 +442,10 @@ class _Service:
             if unknown is not None:
                 await exchange.send(unknown[0], json.dumps(unknown[1]).encode())
                 return
+        if chat.n != 1 and flavour.single_choice:
+            status, error = flavour.choices_error()
+            await exchange.send(status, json.dumps(error).encode())
+            return
         if chat.forced_tool is not None and not flavour.honours_forced_tool:
             chat = replace(chat, tool_choice="auto", forced_tool=None)
         reply = compose_reply(chat)
