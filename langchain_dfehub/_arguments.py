@@ -106,7 +106,6 @@ API_PARAMETERS = frozenset(
         "reasoning_effort",
         "verbosity",
         "store",
-        "metadata",
         "modalities",
         "audio",
         "prediction",

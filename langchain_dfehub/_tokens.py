@@ -11,9 +11,10 @@ length, with shorter tokens for non-Latin scripts. Messages add OpenAI's
 documented overhead per message and per reply.
 
 Measured against `cl100k_base` (gpt-3.5-turbo's tokenizer), the count of a
-whole text is within about 10% on English prose, code, JSON and Russian;
-see the README's "Token counting" for the figures. Pass
-`custom_get_token_ids=` to the model for an exact count with your tokenizer.
+whole text was within 5% on English prose, Markdown, Python, JSON and
+Russian (`benchmarks/token_count_accuracy.py`; the README's "Token counting"
+has the figures). Pass `custom_get_token_ids=` to the model for an exact
+count with your tokenizer.
 """
 
 from __future__ import annotations
