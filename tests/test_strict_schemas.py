@@ -243,3 +243,45 @@ async def test_structured_output_with_tools_works_async(
 def test_structured_output_with_tools_needs_json_schema(method: Any) -> None:
     with pytest.raises(ValueError, match="needs method='json_schema'"):
         ChatDfeHub().with_structured_output(Address, method=method, tools=[get_weather])
+
+
+# --- LangChain's agents --------------------------------------------------------------
+
+
+class Home(BaseModel):
+    """Where the user lives."""
+
+    city: str
+
+
+def test_an_agent_asks_for_native_structured_output_when_the_profile_says_so(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    from langchain.agents import create_agent
+
+    model = ChatDfeHub(
+        base_url=dfehub_emulator.base_url,
+        profile={"structured_output": True, "tool_calling": True},
+    )
+    agent = create_agent(model, tools=[get_weather], response_format=Home)
+    result = agent.invoke({"messages": [("human", "I live in 'Oslo'")]})
+
+    assert result["structured_response"] == Home(city="Oslo")
+    body = last_body(dfehub_emulator)
+    sent = body["response_format"]["json_schema"]
+    assert sent["strict"] is True
+    assert sent["schema"]["additionalProperties"] is False
+    assert body["tools"][0]["function"]["strict"] is True
+
+
+async def test_an_async_agent_gets_the_structured_response_too(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    from langchain.agents import create_agent
+
+    model = ChatDfeHub(
+        base_url=dfehub_emulator.base_url, profile={"structured_output": True}
+    )
+    agent = create_agent(model, tools=[get_weather], response_format=Home)
+    result = await agent.ainvoke({"messages": [("human", "I live in 'Bergen'")]})
+    assert result["structured_response"] == Home(city="Bergen")
