@@ -1,4 +1,4 @@
-"""Helpers for tests that check what reached the emulator and what came back."""
+"""What tests read back: the body the emulator received, and a merged stream."""
 
 from __future__ import annotations
 
