@@ -185,21 +185,62 @@ def usage_from_dict(usage: Mapping[str, Any] | None) -> UsageMetadata | None:
         output_tokens=output_tokens,
         total_tokens=int(total) if total is not None else input_tokens + output_tokens,
     )
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    if prompt_details.get("cached_tokens") is not None:
-        metadata["input_token_details"] = {
-            "cache_read": int(prompt_details["cached_tokens"])
-        }
-    completion_details = usage.get("completion_tokens_details") or {}
-    if completion_details.get("reasoning_tokens") is not None:
-        metadata["output_token_details"] = {
-            "reasoning": int(completion_details["reasoning_tokens"])
-        }
+    input_details, output_details = _token_details(usage)
+    if input_details:
+        metadata["input_token_details"] = input_details  # type: ignore[typeddict-item]
+    if output_details:
+        metadata["output_token_details"] = output_details  # type: ignore[typeddict-item]
     return metadata
 
 
-def response_to_message(response: Mapping[str, Any]) -> AIMessage:
-    """Convert a `chat.completion` object to an `AIMessage`.
+# (details object, its field, LangChain's name for it), per side of the usage.
+_INPUT_DETAILS = (
+    ("prompt_tokens_details", "cached_tokens", "cache_read"),
+    ("prompt_tokens_details", "audio_tokens", "audio"),
+)
+_OUTPUT_DETAILS = (
+    ("completion_tokens_details", "reasoning_tokens", "reasoning"),
+    ("completion_tokens_details", "audio_tokens", "audio"),
+)
+
+
+def _token_details(usage: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """The usage's detail counts under LangChain's `UsageMetadata` names."""
+    return _details(usage, _INPUT_DETAILS), _details(usage, _OUTPUT_DETAILS)
+
+
+def _details(
+    usage: Mapping[str, Any], fields: tuple[tuple[str, str, str], ...]
+) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for group, field, name in fields:
+        details = usage.get(group)
+        value = details.get(field) if isinstance(details, Mapping) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            found[name] = value
+    return found
+
+
+def response_to_messages(response: Mapping[str, Any]) -> list[AIMessage]:
+    """Convert every choice of a `chat.completion` object to an `AIMessage`.
+
+    The usage counts the whole request, all choices together, so only the
+    first message carries it: summing the messages' usage stays right.
+    """
+    choices = [c for c in response["choices"] if isinstance(c, Mapping)]
+    return [
+        response_to_message(response, choice, with_usage=index == 0)
+        for index, choice in enumerate(choices)
+    ]
+
+
+def response_to_message(
+    response: Mapping[str, Any],
+    choice: Mapping[str, Any] | None = None,
+    *,
+    with_usage: bool = True,
+) -> AIMessage:
+    """Convert one choice (the first by default) of a `chat.completion` object.
 
     Tool calls whose arguments are not valid JSON become `invalid_tool_calls`
     rather than an exception, so an agent can show the model its mistake.
@@ -208,7 +249,8 @@ def response_to_message(response: Mapping[str, Any]) -> AIMessage:
         KeyError, IndexError, TypeError: when the object lacks `choices[0]`;
             the transport turns these into a protocol error.
     """
-    choice = response["choices"][0]
+    if choice is None:
+        choice = response["choices"][0]
     message = choice.get("message") or {}
     tool_calls: list[ToolCall] = []
     invalid: list[InvalidToolCall] = []
@@ -225,7 +267,7 @@ def response_to_message(response: Mapping[str, Any]) -> AIMessage:
         tool_calls=tool_calls,
         invalid_tool_calls=invalid,
         additional_kwargs=additional,
-        usage_metadata=usage_from_dict(response.get("usage")),
+        usage_metadata=usage_from_dict(response.get("usage")) if with_usage else None,
         response_metadata=_response_metadata(response, choice),
         id=response.get("id"),
     )
@@ -276,7 +318,22 @@ def _response_metadata(
     }
     if response.get("system_fingerprint"):
         metadata["system_fingerprint"] = response["system_fingerprint"]
+    _add_reply_details(metadata, response, choice)
     return metadata
+
+
+def _add_reply_details(
+    metadata: dict[str, Any], reply: Mapping[str, Any], choice: Mapping[str, Any]
+) -> None:
+    """Copy `service_tier` and the choice's `logprobs`, when the server sent them.
+
+    In a stream each content chunk carries the logprobs of its own tokens;
+    LangChain's merge of chunks concatenates their `content` lists.
+    """
+    if reply.get("service_tier"):
+        metadata["service_tier"] = reply["service_tier"]
+    if choice.get("logprobs"):
+        metadata["logprobs"] = choice["logprobs"]
 
 
 def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | None]:
@@ -305,8 +362,9 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
     content = delta.get("content") or ""
     finish_reason = choice.get("finish_reason")
     raw_calls = delta.get("tool_calls")
+    logprobs = choice.get("logprobs")
     reasoning = reasoning_text(delta)
-    if not raw_calls and finish_reason is None and not usage:
+    if not raw_calls and finish_reason is None and not usage and not logprobs:
         if reasoning is None:
             return AIMessageChunk(content=content), None
         return (
@@ -336,6 +394,10 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
         metadata["model_name"] = chunk.get("model")
         if chunk.get("system_fingerprint"):
             metadata["system_fingerprint"] = chunk["system_fingerprint"]
+        if chunk.get("service_tier"):
+            metadata["service_tier"] = chunk["service_tier"]
+    if logprobs:
+        metadata["logprobs"] = logprobs
     return (
         AIMessageChunk(
             content=content,

@@ -41,13 +41,19 @@ from pydantic import (
     model_validator,
 )
 
+from langchain_dfehub._arguments import (
+    check_choices,
+    merge_extra_body,
+    sort_init_arguments,
+)
 from langchain_dfehub._connection import CertFiles, ConnectionCache
 from langchain_dfehub._gate import GateState, ServiceGate, gate_for
 from langchain_dfehub._messages import (
     chunk_to_message,
     messages_to_dicts,
-    response_to_message,
+    response_to_messages,
 )
+from langchain_dfehub._profiles import default_profile
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._settings import (
     authorization,
@@ -60,9 +66,12 @@ from langchain_dfehub._settings import (
     split_credentials,
 )
 from langchain_dfehub._stream_state import Request
+from langchain_dfehub._tokens import count_message_tokens, pseudo_token_ids
 from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
+    parse_unless_tool_call,
+    response_format_to_wire,
     structured_output_parts,
     tool_choice_to_wire,
     tools_to_wire,
@@ -72,6 +81,8 @@ from langchain_dfehub._urls import chat_completions_url, display_url, service_na
 from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
+    from langchain_core.language_models.model_profile import ModelProfile
+
     from langchain_dfehub._async_transport import AsyncTransport
 
 DEFAULT_BASE_URL = "https://chat.dfehub.com/api/openai/v1"
@@ -84,6 +95,9 @@ _SAMPLING_FIELDS = (
     "presence_penalty",
     "frequency_penalty",
     "max_tokens",
+    "n",
+    "logprobs",
+    "top_logprobs",
 )
 _USER_AGENT = f"langchain-dfehub/{__version__}"
 _STREAM_ACCEPT = "text/event-stream, application/json"
@@ -116,7 +130,8 @@ class ChatDfeHub(BaseChatModel):
     never retried, so no text is delivered twice.
     """
 
-    model_config = ConfigDict(populate_by_name=True)
+    # A validation error must not print the arguments: they may hold the key.
+    model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
 
     model: str = DEFAULT_MODEL
     """Name of the model to use; the service served `gpt-3.5-turbo`."""
@@ -152,6 +167,19 @@ class ChatDfeHub(BaseChatModel):
 
     max_tokens: int | None = None
     """Most tokens the answer may have; the server's default when unset."""
+
+    n: int | None = Field(default=None, ge=1)
+    """How many answers (choices) to generate; each becomes a generation.
+
+    Above 1 only without streaming: a stream delivers one message."""
+
+    logprobs: bool | None = None
+    """Ask for each answer token's log probability, returned in
+    `response_metadata["logprobs"]`."""
+
+    top_logprobs: int | None = Field(default=None, ge=0)
+    """How many most likely alternatives to return per token (with
+    `logprobs=True`)."""
 
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Sequences at which the server stops the answer (one string is a list
@@ -238,6 +266,11 @@ class ChatDfeHub(BaseChatModel):
 
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra fields for the request body, sent as given (e.g. `seed`)."""
+
+    extra_body: dict[str, Any] | None = None
+    """Fields merged at the top level of every request body, for a server's own
+    parameters (vLLM's `top_k`, `chat_template_kwargs`); a call's
+    `extra_body=` is merged over it."""
 
     _sync_transport: SyncTransport = PrivateAttr(default_factory=SyncTransport)
     _async_transport: AsyncTransport | None = None
@@ -343,26 +376,17 @@ class ChatDfeHub(BaseChatModel):
     @model_validator(mode="before")
     @classmethod
     def _collect_extra_fields(cls, values: Any) -> Any:
-        """Move unknown keyword arguments into `model_kwargs`, as body fields."""
+        """Rename ChatOpenAI's spellings, refuse settings, move the rest to the body."""
         if not isinstance(values, dict):
             return values
-        known = set()
-        for name, field in cls.model_fields.items():
-            known.add(name)
-            if field.alias:
-                known.add(field.alias)
-        extra = {key: values[key] for key in list(values) if key not in known}
-        if not extra:
-            return values
-        values = {key: value for key, value in values.items() if key in known}
-        model_kwargs = dict(values.get("model_kwargs") or {})
-        clash = set(extra) & set(model_kwargs)
-        if clash:
-            msg = f"{sorted(clash)} given both as arguments and in model_kwargs."
+        return sort_init_arguments(values, cls.model_fields)
+
+    @model_validator(mode="after")
+    def _one_choice_when_streaming(self) -> ChatDfeHub:
+        if self.streaming and self.n is not None and self.n > 1:
+            msg = "n must be 1 with streaming=True: a stream delivers one message."
             raise ValueError(msg)
-        model_kwargs.update(extra)
-        values["model_kwargs"] = model_kwargs
-        return values
+        return self
 
     # --- LangChain identity ---------------------------------------------------
 
@@ -401,6 +425,10 @@ class ChatDfeHub(BaseChatModel):
             params["ls_stop"] = stop
         return params
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """The known profile of `model` (gpt-3.5-turbo's), unless one is given."""
+        return default_profile(self.model)
+
     @classmethod
     def is_lc_serializable(cls) -> bool:
         """The model can be saved with `dumpd` and loaded back (keys excluded)."""
@@ -436,9 +464,12 @@ class ChatDfeHub(BaseChatModel):
             body["stop"] = stop
         body.update(self.model_kwargs)
         stream_usage = kwargs.pop("stream_usage", self.stream_usage)
+        call_extra_body = kwargs.pop("extra_body", None)
         for key, value in kwargs.items():
             if not key.startswith("ls_"):  # tracing hints, not for the server
                 body[key] = value
+        merge_extra_body(body, self.extra_body, call_extra_body)
+        check_choices(body, stream=stream)
         body["messages"] = messages_to_dicts(
             messages, reasoning_in_history=self.reasoning_in_history
         )
@@ -592,6 +623,29 @@ class ChatDfeHub(BaseChatModel):
         async for data in self._atransport.stream(request):
             yield _generation_chunk(data)
 
+    # --- token counting ---------------------------------------------------------------
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of the text: `custom_get_token_ids`'s, or offline stand-ins.
+
+        Without `custom_get_token_ids`, the ids stand for an offline estimate
+        of the tokens (see `_tokens`): their number is the estimated count,
+        within about 5% of gpt-3.5-turbo's tokenizer on whole texts.
+        """
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        return pseudo_token_ids(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Tokens of a conversation as one request: text, tool calls, tools.
+
+        Adds OpenAI's accounting of 3 tokens per message, 1 per name and 3 for
+        the reply; images, audio and files are not counted.
+        """
+        return count_message_tokens(messages, self.get_num_tokens, tools)
+
     # --- tools and structured output -----------------------------------------------
 
     def bind_tools(
@@ -601,6 +655,7 @@ class ChatDfeHub(BaseChatModel):
         tool_choice: dict[str, Any] | str | bool | None = None,
         strict: bool | None = None,
         parallel_tool_calls: bool | None = None,
+        response_format: dict[str, Any] | type | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools the model may call.
@@ -614,15 +669,25 @@ class ChatDfeHub(BaseChatModel):
             strict: Ask the server to follow the tools' schemas exactly.
             parallel_tool_calls: Allow (or forbid) several calls in one answer;
                 the server's default when unset.
+            response_format: A schema for the answer when the model calls no
+                tool (a pydantic class, TypedDict, JSON schema or
+                `response_format` dict); the JSON arrives in `content`. With
+                it, tools default to `strict=True`, as OpenAI requires.
             **kwargs: More request fields to bind.
         """
+        if response_format is not None:
+            if strict is None:
+                strict = True
+            kwargs["response_format"] = response_format_to_wire(response_format, strict)
         wire_tools = tools_to_wire(tools, strict=strict)
         choice = tool_choice_to_wire(tool_choice, wire_tools)
         if choice is not None:
             kwargs["tool_choice"] = choice
         if parallel_tool_calls is not None:
             kwargs["parallel_tool_calls"] = parallel_tool_calls
-        return super().bind(tools=wire_tools, **kwargs)
+        if wire_tools:  # OpenAI refuses an empty `tools` list
+            kwargs["tools"] = wire_tools
+        return super().bind(**kwargs)
 
     def with_structured_output(
         self,
@@ -631,6 +696,7 @@ class ChatDfeHub(BaseChatModel):
         method: StructuredMethod = "json_schema",
         include_raw: bool = False,
         strict: bool | None = None,
+        tools: Sequence[ToolLike] | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
         """Return a runnable whose output follows `schema`.
@@ -646,7 +712,11 @@ class ChatDfeHub(BaseChatModel):
                 object; say in the prompt which keys you want).
             include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of
                 raising when the answer does not parse.
-            strict: Ask the server to follow the schema exactly.
+            strict: Ask the server to follow the schema exactly (the schema is
+                made strict-mode compliant).
+            tools: Tools the model may call instead of answering, with
+                `method="json_schema"`: an answer that calls a tool parses to
+                `None` (use `include_raw=True` to see the calls).
             **kwargs: Not accepted; present to report misuse clearly.
 
         Raises:
@@ -656,6 +726,15 @@ class ChatDfeHub(BaseChatModel):
             msg = f"with_structured_output got unexpected arguments {sorted(kwargs)}."
             raise ValueError(msg)
         bound_kwargs, parser = structured_output_parts(schema, method, strict)
+        if tools:
+            if method != "json_schema":
+                msg = (
+                    f"with_structured_output(tools=...) needs method='json_schema',"
+                    f" not {method!r}: the other methods use tools themselves."
+                )
+                raise ValueError(msg)
+            bound_kwargs["tools"] = tools_to_wire(tools, strict=strict)
+            parser = parse_unless_tool_call(parser)
         structured_format = {
             "kwargs": {"method": method, "strict": strict},
             "schema": schema,
@@ -686,18 +765,20 @@ def _json_body(body: dict[str, Any]) -> bytes:
 
 
 def _chat_result(response: Mapping[str, Any]) -> ChatResult:
-    message = response_to_message(response)
     llm_output = {
         "model_name": response.get("model"),
         "token_usage": response.get("usage"),
         "id": response.get("id"),
     }
-    finish_reason = message.response_metadata.get("finish_reason")
     return ChatResult(
         generations=[
             ChatGeneration(
-                message=message, generation_info={"finish_reason": finish_reason}
+                message=message,
+                generation_info={
+                    "finish_reason": message.response_metadata.get("finish_reason")
+                },
             )
+            for message in response_to_messages(response)
         ],
         llm_output=llm_output,
     )

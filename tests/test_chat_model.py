@@ -9,6 +9,7 @@ import pickle
 from typing import Any
 
 import pytest
+from emulator_requests import last_body
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
@@ -24,12 +25,6 @@ SECRET = "sk-test-7f3a9c0e5b1d"
 @pytest.fixture
 def model(dfehub_emulator: DfeHubEmulator) -> ChatDfeHub:
     return ChatDfeHub(base_url=dfehub_emulator.base_url)
-
-
-def last_body(emulator: DfeHubEmulator) -> dict[str, Any]:
-    body = emulator.requests[-1].body
-    assert isinstance(body, dict)
-    return body
 
 
 class _TokenCounter(BaseCallbackHandler):

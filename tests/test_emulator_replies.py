@@ -159,7 +159,17 @@ ADDER = tool("add", obj(a={"type": "integer"}, b={"type": "integer"}))
             "max_completion_tokens",
             id="max-completion-negative",
         ),
-        pytest.param({"messages": HELLO, "n": 2}, "n", id="n-2"),
+        pytest.param({"messages": HELLO, "n": 0}, "n", id="n-0"),
+        pytest.param({"messages": HELLO, "n": 129}, "n", id="n-129"),
+        pytest.param({"messages": HELLO, "logprobs": 1}, "logprobs", id="logprobs-int"),
+        pytest.param(
+            {"messages": HELLO, "top_logprobs": 2}, "top_logprobs", id="top-alone"
+        ),
+        pytest.param(
+            {"messages": HELLO, "logprobs": True, "top_logprobs": 21},
+            "top_logprobs",
+            id="top-21",
+        ),
         pytest.param({"messages": HELLO, "temperature": 3}, "temperature", id="temp"),
         pytest.param({"messages": HELLO, "stop": ["a"] * 5}, "stop", id="stop-5"),
         pytest.param({"messages": HELLO, "stop": 7}, "stop", id="stop-number"),
@@ -316,6 +326,7 @@ def test_a_completion_has_openais_shape(client: httpx.Client) -> None:
         "created",
         "model",
         "system_fingerprint",
+        "service_tier",
         "choices",
         "usage",
     }
@@ -362,6 +373,7 @@ def test_a_stream_has_openais_chunk_shape(client: httpx.Client) -> None:
             "created",
             "model",
             "system_fingerprint",
+            "service_tier",
             "choices",
         }
         assert chunk["object"] == "chat.completion.chunk"
@@ -779,3 +791,100 @@ def test_a_tool_call_wins_over_a_response_format(client: httpx.Client) -> None:
         client, "magic_function(1)", tools=[MAGIC], response_format=response_format
     )
     assert calls == [("magic_function", {"input": 1})]
+
+
+# --- n and logprobs -------------------------------------------------------------
+
+
+def test_n_gives_that_many_identical_choices(client: httpx.Client) -> None:
+    answer = ask(client, "one two three", n=3)
+    choices = answer["choices"]
+    assert [choice["index"] for choice in choices] == [0, 1, 2]
+    assert {choice["message"]["content"] for choice in choices} == {"one two three"}
+    assert answer["usage"]["completion_tokens"] == 3 * 3  # every choice counts
+    assert answer["usage"]["prompt_tokens"] == 3  # the prompt once
+
+
+def test_n_gives_each_choice_its_own_tool_call_ids(client: httpx.Client) -> None:
+    choices = ask(client, "get_weather(Oslo)", tools=[tool("get_weather")], n=2)[
+        "choices"
+    ]
+    ids = [choice["message"]["tool_calls"][0]["id"] for choice in choices]
+    assert ids[0].endswith("_0")
+    assert len(set(ids)) == 2
+
+
+def test_a_stream_with_n_interleaves_one_choice_per_chunk(client: httpx.Client) -> None:
+    events = stream(client, "a b c", n=2, stream_options={"include_usage": True})
+    chunks = [e for e in events[:-1] if e["choices"]]
+    assert all(len(e["choices"]) == 1 for e in chunks)
+    indexes = [e["choices"][0]["index"] for e in chunks]
+    assert indexes[:2] == [0, 1]  # the role chunks
+    for index in (0, 1):
+        mine = [e["choices"][0] for e in chunks if e["choices"][0]["index"] == index]
+        text = "".join(c["delta"].get("content") or "" for c in mine)
+        assert text == "a b c"
+        assert mine[-1]["finish_reason"] == "stop"
+    assert events[-2]["usage"]["completion_tokens"] == 6
+
+
+def test_logprobs_cover_every_token_of_the_answer(client: httpx.Client) -> None:
+    choice = ask(client, "red green blue", logprobs=True, top_logprobs=2)["choices"][0]
+    entries = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in entries) == "red green blue"
+    first = entries[0]
+    assert first["logprob"] == 0.0
+    assert first["bytes"] == list(b"red ")
+    assert [alt["token"] for alt in first["top_logprobs"]] == ["red ", "<alt1>"]
+    assert [alt["logprob"] for alt in first["top_logprobs"]] == [0.0, -9999.0]
+
+
+def test_no_logprobs_unless_asked(client: httpx.Client) -> None:
+    assert ask(client, "plain")["choices"][0]["logprobs"] is None
+    without_top = ask(client, "plain", logprobs=True)["choices"][0]["logprobs"]
+    assert without_top["content"][0]["top_logprobs"] == []
+
+
+def test_streamed_logprobs_ride_on_their_content_chunks(client: httpx.Client) -> None:
+    events = stream(client, "red green blue", logprobs=True)
+    chunks = [e["choices"][0] for e in events[:-1] if e["choices"]]
+    for chunk in chunks:
+        content = chunk["delta"].get("content")
+        if content:
+            assert [t["token"] for t in chunk["logprobs"]["content"]] == [content]
+        else:
+            assert chunk["logprobs"] is None
+
+
+def test_choices_and_logprobs_keep_a_flavours_habits() -> None:
+    with (
+        DfeHubEmulator(flavour="vllm") as emulator,
+        httpx.Client(base_url=emulator.base_url, timeout=5) as http,
+    ):
+        events = stream(http, "a b", n=2, logprobs=True)
+        whole = ask(http, "a b", n=2)
+    chunks = [e for e in events if isinstance(e, dict)]
+    assert {c["choices"][0]["index"] for c in chunks if c["choices"]} == {0, 1}
+    assert not any("service_tier" in c for c in chunks)
+    assert [c["index"] for c in whole["choices"]] == [0, 1]
+    assert "service_tier" not in whole
+
+
+def test_llama_cpp_refuses_more_than_one_choice_as_it_does() -> None:
+    with (
+        DfeHubEmulator(flavour="llama.cpp") as emulator,
+        httpx.Client(base_url=emulator.base_url, timeout=5) as http,
+    ):
+        refused = http.post("/chat/completions", json={"messages": HELLO, "n": 2})
+        events = stream(http, "a b", logprobs=True)
+    assert refused.status_code == 500
+    assert refused.json() == {
+        "error": {
+            "code": 500,
+            "message": "Only one completion choice is allowed",
+            "type": "server_error",
+        }
+    }
+    chunks = [e for e in events if isinstance(e, dict)]
+    assert [i for i, c in enumerate(chunks) if "timings" in c] == [len(chunks) - 1]
+    assert any(c["choices"] and c["choices"][0]["logprobs"] for c in chunks)

@@ -26,6 +26,7 @@ from langchain_dfehub._messages import (
     message_to_dict,
     messages_to_dicts,
     response_to_message,
+    response_to_messages,
     usage_from_dict,
 )
 
@@ -453,6 +454,41 @@ def test_usage_becomes_usage_metadata_with_cache_and_reasoning_details() -> None
     }
 
 
+def test_audio_token_details_map_to_langchains_names_on_both_sides() -> None:
+    usage = usage_from_dict(
+        {
+            "prompt_tokens": 50,
+            "completion_tokens": 20,
+            "prompt_tokens_details": {"cached_tokens": 8, "audio_tokens": 30},
+            "completion_tokens_details": {
+                "reasoning_tokens": 5,
+                "audio_tokens": 9,
+                "accepted_prediction_tokens": 1,
+            },
+        }
+    )
+    assert usage is not None
+    assert usage.get("input_token_details") == {"cache_read": 8, "audio": 30}
+    assert usage.get("output_token_details") == {"reasoning": 5, "audio": 9}
+
+
+def test_null_or_odd_details_are_left_out() -> None:
+    usage = usage_from_dict(
+        {
+            "prompt_tokens": 1,
+            "completion_tokens": 1,
+            "prompt_tokens_details": None,
+            "completion_tokens_details": {
+                "reasoning_tokens": None,
+                "audio_tokens": "9",
+            },
+        }
+    )
+    assert usage is not None
+    assert "input_token_details" not in usage
+    assert "output_token_details" not in usage
+
+
 def test_usage_without_total_is_summed_and_missing_usage_is_none() -> None:
     assert usage_from_dict({"prompt_tokens": 3, "completion_tokens": 4}) == {
         "input_tokens": 3,
@@ -682,3 +718,51 @@ def test_merging_many_chunks_does_not_concatenate_metadata_strings() -> None:
     assert merged.response_metadata["model_provider"] == "dfehub"
     assert merged.response_metadata["model_name"] == "gpt-3.5-turbo-0125"
     assert merged.response_metadata["finish_reason"] == "tool_calls"
+
+
+# --- several choices, logprobs, service tier -------------------------------------
+
+
+def _logprobs(*tokens: str) -> dict[str, Any]:
+    entries = [
+        {"token": t, "logprob": -0.5, "bytes": [], "top_logprobs": []} for t in tokens
+    ]
+    return {"content": entries, "refusal": None}
+
+
+def test_every_choice_becomes_a_message_and_only_the_first_has_the_usage() -> None:
+    response = completion(
+        {"content": "first"},
+        usage={"prompt_tokens": 2, "completion_tokens": 4, "total_tokens": 6},
+        service_tier="flex",
+    )
+    response["choices"].append(
+        {
+            "index": 1,
+            "message": {"role": "assistant", "content": "second"},
+            "finish_reason": "length",
+            "logprobs": _logprobs("second"),
+        }
+    )
+    response["choices"].append(None)  # not a choice: left out
+    first, second = response_to_messages(response)
+    assert (first.content, second.content) == ("first", "second")
+    assert first.usage_metadata is not None
+    assert first.usage_metadata["output_tokens"] == 4
+    assert second.usage_metadata is None
+    assert second.response_metadata["finish_reason"] == "length"
+    assert second.response_metadata["logprobs"] == _logprobs("second")
+    assert "logprobs" not in first.response_metadata
+    assert first.response_metadata["service_tier"] == "flex"
+
+
+def test_streamed_logprobs_merge_in_order_and_the_tier_comes_once() -> None:
+    pieces = [chunk({"content": "a "}), chunk({"content": "b"}), chunk({}, "stop")]
+    pieces[0]["choices"][0]["logprobs"] = _logprobs("a ")
+    pieces[1]["choices"][0]["logprobs"] = _logprobs("b")
+    for piece in pieces:
+        piece["service_tier"] = "default"
+    merged = merge(pieces)
+    assert merged.content == "a b"
+    assert merged.response_metadata["logprobs"] == _logprobs("a ", "b")
+    assert merged.response_metadata["service_tier"] == "default"

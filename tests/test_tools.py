@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 import pytest
+from emulator_requests import last_body as body_of
+from emulator_requests import merge_chunks as merge
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     AnyMessage,
     HumanMessage,
     ToolMessage,
@@ -59,19 +60,6 @@ JOKE_SCHEMA = {
 @pytest.fixture
 def model(dfehub_emulator: DfeHubEmulator) -> ChatDfeHub:
     return ChatDfeHub(base_url=dfehub_emulator.base_url)
-
-
-def body_of(emulator: DfeHubEmulator) -> dict[str, Any]:
-    body = emulator.requests[-1].body
-    assert isinstance(body, dict)
-    return body
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    merged = chunks[0]
-    for chunk in chunks[1:]:
-        merged += chunk
-    return merged
 
 
 # --- bind_tools ------------------------------------------------------------------

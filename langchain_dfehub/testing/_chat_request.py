@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 DEFAULT_MODEL = "gpt-3.5-turbo"
 MAX_STOP_SEQUENCES = 4
+MAX_CHOICES = 128
+MAX_TOP_LOGPROBS = 20
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _TEXT_ONLY = frozenset({"text"})
@@ -84,6 +86,9 @@ class ChatRequest:
     forced_tool: str | None = None
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
+    n: int = 1
+    logprobs: int | None = None
+    """`None` without `logprobs`, else how many `top_logprobs` per token."""
 
 
 def _json_type(value: object) -> str:
@@ -151,15 +156,7 @@ def parse_chat_request(body: object) -> ChatRequest:
     if not isinstance(stream, bool):
         raise _wrong_type("stream", "a boolean", stream)
     _check_ranges(given)
-    n = given.get("n", 1)
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise _wrong_type("n", "an integer", n)
-    if n != 1:
-        raise InvalidRequest(
-            f"Invalid value for 'n': {n}. This server returns one choice per "
-            "request; use n=1.",
-            "n",
-        )
+    n = _check_int_range(given, "n", 1, 1, MAX_CHOICES)
     tools = _check_tools(given.get("tools"))
     tool_choice, forced = _check_tool_choice(given.get("tool_choice"), tools)
     parallel = given.get("parallel_tool_calls", True)
@@ -188,7 +185,42 @@ def parse_chat_request(body: object) -> ChatRequest:
         forced_tool=forced,
         parallel_tool_calls=parallel,
         response_format=response_format,
+        n=n,
+        logprobs=_check_logprobs(given),
     )
+
+
+def _check_int_range(
+    given: Mapping[str, Any], name: str, default: int, low: int, high: int
+) -> int:
+    value = given.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type(name, "an integer", value)
+    _check_range(name, value, low, high, "an integer")
+    return value
+
+
+def _check_range(name: str, value: float, low: float, high: float, kind: str) -> None:
+    if not low <= value <= high:
+        raise InvalidRequest(
+            f"Invalid '{name}': {value} is out of range; expected {kind} "
+            f"from {low} to {high}.",
+            name,
+        )
+
+
+def _check_logprobs(given: Mapping[str, Any]) -> int | None:
+    """Return None when no logprobs are asked for, else the top count."""
+    wanted = given.get("logprobs", False)
+    if not isinstance(wanted, bool):
+        raise _wrong_type("logprobs", "a boolean", wanted)
+    top = _check_int_range(given, "top_logprobs", 0, 0, MAX_TOP_LOGPROBS)
+    if "top_logprobs" in given and not wanted:
+        raise InvalidRequest(
+            "'logprobs' must be set to true if 'top_logprobs' is used.",
+            "top_logprobs",
+        )
+    return top if wanted else None
 
 
 def _check_ranges(given: Mapping[str, Any]) -> None:
@@ -198,12 +230,7 @@ def _check_ranges(given: Mapping[str, Any]) -> None:
         value = given[name]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong_type(name, "a decimal", value)
-        if not low <= value <= high:
-            raise InvalidRequest(
-                f"Invalid '{name}': {value} is out of range; expected a value "
-                f"from {low} to {high}.",
-                name,
-            )
+        _check_range(name, value, low, high, "a value")
 
 
 def _check_messages(messages: object) -> tuple[Mapping[str, Any], ...]:

@@ -111,6 +111,16 @@ class Flavour:
     """How a prompt over `context_size` is refused; None: as OpenAI does."""
     unknown_model: UnknownModel | None = None
     """How an unknown model is refused; None: the server never checks."""
+    service_tier: str | None = None
+    """The `service_tier` every reply names; None: the server sends none."""
+    single_choice: bool = False
+    """True: `n` other than 1 fails as llama.cpp fails it (see `choices_error`)."""
+
+    def choices_error(self) -> tuple[int, dict[str, Any]]:
+        """llama.cpp's answer to `n` other than 1: its parser throws, a 500."""
+        return 500, self.error(
+            500, "Only one completion choice is allowed", "server_error"
+        )
 
     def error(
         self,
@@ -198,6 +208,7 @@ FLAVOURS: Mapping[str, Flavour] = {
         name="openai",
         error_shape=_openai_error,
         overflow=_OPENAI_OVERFLOW,
+        service_tier="default",
         unknown_model=UnknownModel(
             404,
             "The model `{model}` does not exist or you do not have access to it.",
@@ -211,6 +222,7 @@ FLAVOURS: Mapping[str, Flavour] = {
         honours_forced_tool=False,
         model_alias=LLAMA_CPP_ALIAS,
         timings=True,
+        single_choice=True,
         usage_details=False,
         overflow=Overflow(
             "request ({prompt} tokens) exceeds the available context size"

@@ -51,6 +51,7 @@ from ._rate import Rate, RateWindow, client_ident, rate_throttle
 from ._render import (
     DONE_EVENT,
     Identity,
+    Sampling,
     StreamEvents,
     render_completion,
     render_stream,
@@ -441,6 +442,10 @@ class _Service:
             if unknown is not None:
                 await exchange.send(unknown[0], json.dumps(unknown[1]).encode())
                 return
+        if chat.n != 1 and flavour.single_choice:
+            status, error = flavour.choices_error()
+            await exchange.send(status, json.dumps(error).encode())
+            return
         if chat.forced_tool is not None and not flavour.honours_forced_tool:
             chat = replace(chat, tool_choice="auto", forced_tool=None)
         reply = compose_reply(chat)
@@ -454,13 +459,18 @@ class _Service:
         peer = exchange.writer.get_extra_info("peername")
         fault = self._state.next_fault(client_ident(request.headers, peer))
         identity = self._state.next_identity(flavour.model_alias or chat.model)
+        sampling = Sampling(choices=chat.n, logprobs=chat.logprobs)
         if chat.stream:
             events = render_stream(
-                reply, identity, include_usage=chat.include_usage, flavour=flavour
+                reply,
+                identity,
+                include_usage=chat.include_usage,
+                flavour=flavour,
+                sampling=sampling,
             )
             await self._stream(exchange, events, fault)
         else:
-            body = render_completion(reply, identity, flavour)
+            body = render_completion(reply, identity, flavour, sampling)
             await self._complete(exchange, body, fault)
 
     async def _complete(
