@@ -142,7 +142,7 @@ class AsyncTransport:
     async def complete(self, request: Request) -> dict[str, Any]:
         """Send a non-streaming request; return the `chat.completion` dict."""
         reply: dict[str, Any] | None = None
-        call = request.policy.start()
+        call = request.policy.start(request.deadline_at)
         async for attempt in call.async_retrying():
             with attempt:
                 async with call.apassage():
@@ -168,7 +168,7 @@ class AsyncTransport:
         """Send a streaming request; yield its chunk dicts as they arrive."""
         opened: tuple[httpx.Response, AsyncIterator[bytes], ReplyStream, list[Any]]
         opened = None  # type: ignore[assignment]
-        call = request.policy.start()
+        call = request.policy.start(request.deadline_at)
         async for attempt in call.async_retrying():
             with attempt:
                 async with call.apassage():

@@ -98,6 +98,8 @@ class stop_after_errors(stop_base):  # noqa: N801 - named like tenacity's stops
         call = _call(retry_state)
         if call.throttles >= _MAX_THROTTLED_ATTEMPTS:
             return True
+        if call.deadline_at is not None and time.monotonic() >= call.deadline_at:
+            return True
         return call.errors > self.max_retries
 
 
@@ -135,9 +137,13 @@ class RetryPolicy:
     gate: ServiceGate = field(default_factory=lambda: ServiceGate("the server"))
     sleep: Callable[[float], Any] | None = None
 
-    def start(self) -> Call:
-        """The state of one call: its attempts, its throttle waits, its gate."""
-        return Call(self)
+    def start(self, deadline_at: float | None = None) -> Call:
+        """The state of one call: its attempts, its throttle waits, its gate.
+
+        `deadline_at` (monotonic) is when the call must be over: no wait at
+        the gate and no retry may run past it.
+        """
+        return Call(self, deadline_at)
 
     def should_retry(self, error: BaseException) -> bool:
         """Whether a failed attempt is worth another one."""
@@ -154,8 +160,9 @@ class RetryPolicy:
 class Call:
     """One call's retries: counts, throttle time spent, the last gate ticket."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, deadline_at: float | None = None) -> None:
         self.policy = policy
+        self.deadline_at = deadline_at
         self.errors = 0
         self.throttles = 0
         self.throttle_waited = 0.0
@@ -265,6 +272,8 @@ class Call:
                 delay,
                 f"longer than max_retry_wait ({policy.max_retry_wait:g} s)",
             )
+        if self.deadline_at is not None and time.monotonic() + delay > self.deadline_at:
+            raise _gate_error(gate, delay, "past this call's deadline")
         if self.throttle_waited + delay > policy.throttle_budget:
             raise _gate_error(
                 gate,

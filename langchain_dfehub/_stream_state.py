@@ -73,6 +73,11 @@ class Request:
     deadline: float | None = None
     started: float = field(default_factory=time.monotonic, repr=False)
 
+    @property
+    def deadline_at(self) -> float | None:
+        """The monotonic moment the call must be over by, or None."""
+        return None if self.deadline is None else self.started + self.deadline
+
     def past_deadline(self) -> DfeHubTimeoutError | None:
         """The error to raise if the call has run past its deadline, else None."""
         if self.deadline is None or time.monotonic() - self.started <= self.deadline:

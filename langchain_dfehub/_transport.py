@@ -93,7 +93,7 @@ class SyncTransport:
     def complete(self, request: Request) -> dict[str, Any]:
         """Send a non-streaming request; return the `chat.completion` dict."""
         reply: dict[str, Any] | None = None
-        call = request.policy.start()
+        call = request.policy.start(request.deadline_at)
         for attempt in call.retrying():
             with attempt, call.passage():
                 reply = self._complete_once(request)
@@ -115,7 +115,7 @@ class SyncTransport:
         """Send a streaming request; yield its chunk dicts as they arrive."""
         opened: tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]
         opened = None  # type: ignore[assignment]
-        call = request.policy.start()
+        call = request.policy.start(request.deadline_at)
         for attempt in call.retrying():
             with attempt, call.passage():
                 opened = self._open(request)

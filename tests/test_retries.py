@@ -521,3 +521,15 @@ def test_the_key_appears_in_no_error_or_log(mode: Mode, caplog: Any) -> None:
             assert key not in str(vars(error))
     assert SECRET not in caplog.text
     assert wrong_key not in caplog.text
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_throttle_wait_that_would_pass_the_deadline_is_raised_at_once(
+    dfehub_emulator: DfeHubEmulator, mode: Mode
+) -> None:
+    model = make_model(dfehub_emulator, deadline=2.0)
+    dfehub_emulator.add_faults(Throttle(wait=30))
+    with pytest.raises(DfeHubRateLimitError) as caught:
+        invoke(model, mode)
+    assert "deadline" in str(caught.value)
+    assert len(dfehub_emulator.requests) == 1
