@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from langchain_dfehub._urls import service_name
+
 logger = logging.getLogger("langchain_dfehub")
 
 # Sends are spaced this fraction of the learned rate: a sliding window has no
@@ -335,20 +337,21 @@ _gates: dict[tuple[str, str], ServiceGate] = {}
 _registry_lock = threading.Lock()
 
 
-def gate_for(url: str, secret: str | None, name: str) -> ServiceGate:
+def gate_for(url: str, secret: str | None) -> ServiceGate:
     """The process's gate for the service at `url` used with key `secret`.
 
     The key is kept only as a digest. Model copies, unpickled models and
-    other instances with the same endpoint and key share the gate.
+    other instances with the same endpoint and key share the gate. Called on
+    every request, so the service's name is worked out only for a new gate.
     """
-    digest = hashlib.sha256((secret or "").encode()).hexdigest()
+    digest = hashlib.sha256(secret.encode()).hexdigest() if secret else ""
     key = (url, digest)
     gate = _gates.get(key)
     if gate is None:
         with _registry_lock:
             gate = _gates.get(key)
             if gate is None:
-                gate = _gates[key] = ServiceGate(name)
+                gate = _gates[key] = ServiceGate(service_name(url))
     return gate
 
 

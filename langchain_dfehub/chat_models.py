@@ -77,7 +77,7 @@ from langchain_dfehub._tools import (
     tools_to_wire,
 )
 from langchain_dfehub._transport import SyncTransport
-from langchain_dfehub._urls import chat_completions_url, display_url, service_name
+from langchain_dfehub._urls import chat_completions_url, display_url
 from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
@@ -548,7 +548,7 @@ class ChatDfeHub(BaseChatModel):
         return transport
 
     def _gate(self, url: str, secret: str | None) -> ServiceGate:
-        return gate_for(url, secret, name=service_name(url))
+        return gate_for(url, secret)
 
     @property
     def throttle_state(self) -> GateState:

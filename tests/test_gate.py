@@ -264,21 +264,22 @@ def test_a_cold_then_warm_burst_against_a_drf_window_meets_the_targets():
 
 def test_one_gate_per_endpoint_and_key_and_the_key_is_not_kept():
     url = "http://gate-test.invalid/v1/chat/completions"
-    assert gate_for(url, "sk-one", "x") is gate_for(url, "sk-one", "y")
-    assert gate_for(url, "sk-one", "x") is not gate_for(url, "sk-two", "x")
-    assert gate_for(url, None, "x") is not gate_for(url + "2", None, "x")
+    assert gate_for(url, "sk-one") is gate_for(url, "sk-one")
+    assert gate_for(url, "sk-one") is not gate_for(url, "sk-two")
+    assert gate_for(url, None) is not gate_for(url + "2", None)
+    assert gate_for(url, None).name == "gate-test.invalid"
     from langchain_dfehub import _gate
 
     assert not any("sk-one" in part for key in _gate._gates for part in key)
 
 
 def _child_sees_a_fresh_gate(url: str, queue: multiprocessing.Queue[int]) -> None:
-    queue.put(gate_for(url, None, "x").state().throttled)
+    queue.put(gate_for(url, None).state().throttled)
 
 
 def test_a_forked_child_gets_a_fresh_gate():
     url = "http://fork-test.invalid/v1/chat/completions"
-    gate = gate_for(url, None, "x")
+    gate = gate_for(url, None)
     gate.throttled(send(gate, gate.clock()), 5.0, gate.clock())
     assert gate.state().throttled == 1
     context = multiprocessing.get_context("fork")
