@@ -29,6 +29,7 @@ from langchain_dfehub._errors import (
     DfeHubServerError,
     DfeHubTimeoutError,
     _scrub,
+    _status_class,
     detail_error,
 )
 from langchain_dfehub._reply_shape import chunk_problem, completion_problem
@@ -274,7 +275,11 @@ def _in_band_error(
     )
     cls: type[DfeHubAPIError] = DfeHubAPIError
     kind = kind_of(status, event.data, event.message)
-    if kind is Kind.CONTEXT_OVERFLOW:
+    if status is not None and 400 <= status < 500 and status not in (408, 429):
+        # A client error code is the HTTP status the failure stands for: the
+        # same class (and LangChain type) as that status would have raised.
+        cls = _status_class(status, kind)
+    elif kind is Kind.CONTEXT_OVERFLOW:
         cls = DfeHubContextOverflowError
     elif kind is Kind.MODEL_NOT_FOUND:
         cls = DfeHubNotFoundError

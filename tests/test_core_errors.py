@@ -300,6 +300,38 @@ def test_an_error_inside_a_reply_names_the_server(mode):
     assert str(caught.value).startswith(f"The server at {host} reported an error")
 
 
+# vLLM and llama.cpp report a failure found after the reply began as an error
+# object inside it, with the HTTP status it would have had as `code`.
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("code", "ours", "core"),
+    [
+        (400, DfeHubInvalidRequestError, ModelInvalidRequestError),
+        (401, DfeHubAuthenticationError, ModelAuthenticationError),
+        (403, DfeHubPermissionDeniedError, ModelPermissionDeniedError),
+        (500, DfeHubServerError, ModelAPIError),
+    ],
+)
+def test_an_error_inside_a_reply_is_the_core_type_of_its_code(
+    code, ours, core, mode, how
+):
+    error = json.dumps(
+        {"error": {"message": "no", "type": "BadRequestError", "code": code}}
+    )
+    with DfeHubEmulator() as emulator:
+        if how == "stream":
+            fault = ErrorStatus(200, f"data: {error}\n\n", "text/event-stream")
+        else:
+            fault = ErrorStatus(200, error)
+        emulator.add_faults(*[fault] * 3)
+        model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+        with pytest.raises(core) as caught:
+            call(model, mode, how)
+    assert isinstance(caught.value, ours)
+    assert caught.value.status_code == code
+
+
 def test_the_public_service_is_still_called_dfehub():
     error = error_from_status(
         400, {}, b"", url="https://chat.dfehub.com/api/openai/v1/chat/completions"
