@@ -334,6 +334,18 @@ def _add_reply_details(
         metadata["service_tier"] = reply["service_tier"]
     if choice.get("logprobs"):
         metadata["logprobs"] = choice["logprobs"]
+    _add_timings(metadata, reply)
+
+
+def _add_timings(metadata: dict[str, Any], reply: Mapping[str, Any]) -> None:
+    """Copy llama.cpp's `timings` (prompt and generation speed), if sent.
+
+    A stream carries them on its last chunk only (the usage chunk, or the
+    finishing one without it), so a merged stream has them once.
+    """
+    timings = reply.get("timings")
+    if isinstance(timings, dict) and timings:
+        metadata["timings"] = timings
 
 
 def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | None]:
@@ -347,11 +359,13 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
     usage = chunk.get("usage")
     if not choices:
         # The usage chunk that `stream_options.include_usage` asks for.
+        details: dict[str, Any] = {"model_provider": PROVIDER}
+        _add_timings(details, chunk)
         return (
             AIMessageChunk(
                 content="",
                 usage_metadata=usage_from_dict(usage),
-                response_metadata={"model_provider": PROVIDER},
+                response_metadata=details,
             ),
             None,
         )
@@ -396,6 +410,7 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
             metadata["system_fingerprint"] = chunk["system_fingerprint"]
         if chunk.get("service_tier"):
             metadata["service_tier"] = chunk["service_tier"]
+        _add_timings(metadata, chunk)
     if logprobs:
         metadata["logprobs"] = logprobs
     return (
