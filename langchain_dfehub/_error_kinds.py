@@ -18,7 +18,9 @@ show them:
   an unknown model: HTTP 404 "The model `x` does not exist.".
 - OpenAI: `code: "context_length_exceeded"`; `code: "model_not_found"`.
 - llama-cpp-python: "Requested tokens (6020) exceed context window of 4096".
-- LM Studio: "... is greater than the context length ...".
+- LM Studio: "... is greater than the context length ...", and "Trying to
+  keep the first 6020 tokens when context the overflows. However, the model
+  is loaded with context length of only 4096 tokens ..." (HTTP 400).
 - Ollama: `model "x" not found, try pulling it first` (404).
 """
 
@@ -46,6 +48,7 @@ _OVERFLOW_WORDS = re.compile(
     r"|longer than the (?:model's context length|maximum model length)"
     r"|exceeds? (?:the )?context (?:window|length|size)"
     r"|greater than the context length"
+    r"|when context (?:the )?overflows"
     r"|context[ _]length[ _]exceeded"
     r"|prompt is too long",
     re.IGNORECASE,

@@ -185,6 +185,13 @@ def body(obj: object) -> bytes:
                 " greater than the context length"
             }
         ),
+        body(
+            {
+                "error": "<LM Studio error> Trying to keep the first 6020 tokens"
+                " when context the overflows. However, the model is loaded with"
+                " context length of only 4096 tokens, which is not enough."
+            }
+        ),
     ],
     ids=[
         "llama.cpp",
@@ -194,6 +201,7 @@ def body(obj: object) -> bytes:
         "openai-code",
         "llama-cpp-python",
         "lm-studio",
+        "lm-studio-keep",
     ],
 )
 def test_a_prompt_over_the_context_is_a_context_overflow_error(payload):
