@@ -74,6 +74,13 @@ REFUSED: Mapping[str, str] = {
         "Put the query string into base_url (https://host/v1?name=value); it is"
         " kept on every request."
     ),
+    "extra_headers": (
+        "Set headers with default_headers={...}; they are sent on every request."
+    ),
+    "extra_query": (
+        "Put the query string into base_url (https://host/v1?name=value); it is"
+        " kept on every request."
+    ),
     "tiktoken_model_name": (
         "Token counts are computed offline without tiktoken; pass"
         " custom_get_token_ids= with your tokenizer for exact counts."
@@ -219,10 +226,7 @@ def _set_once(
 
 
 def _check_body_field(name: str, value: Any) -> None:
-    advice = REFUSED.get(name)
-    if advice is not None:
-        msg = f"ChatDfeHub has no setting {name!r}. {advice}"
-        raise ValueError(msg)
+    refuse_client_settings({name: value})
     if _SECRET_NAME.search(name) or isinstance(value, SecretStr):
         msg = (
             f"{name!r} looks like a secret, and unknown arguments are sent in the"
@@ -249,6 +253,22 @@ def _is_plain_json(value: Any) -> bool:
             isinstance(key, str) and _is_plain_json(item) for key, item in value.items()
         )
     return False
+
+
+def refuse_client_settings(kwargs: Mapping[str, Any]) -> None:
+    """Refuse a call's argument that names a client-side setting.
+
+    A call's other arguments are request-body fields; these (the openai SDK's
+    `extra_headers`, ...) would carry a header or a query into the body.
+
+    Raises:
+        ValueError: naming the setting and what to use instead.
+    """
+    for name in kwargs:
+        advice = REFUSED.get(name)
+        if advice is not None:
+            msg = f"ChatDfeHub has no setting {name!r}. {advice}"
+            raise ValueError(msg)
 
 
 def merge_extra_body(body: dict[str, Any], *extras: Mapping[str, Any] | None) -> None:

@@ -44,6 +44,7 @@ from pydantic import (
 from langchain_dfehub._arguments import (
     check_choices,
     merge_extra_body,
+    refuse_client_settings,
     sort_init_arguments,
 )
 from langchain_dfehub._connection import CertFiles, ConnectionCache
@@ -465,6 +466,7 @@ class ChatDfeHub(BaseChatModel):
         body.update(self.model_kwargs)
         stream_usage = kwargs.pop("stream_usage", self.stream_usage)
         call_extra_body = kwargs.pop("extra_body", None)
+        refuse_client_settings(kwargs)
         for key, value in kwargs.items():
             if not key.startswith("ls_"):  # tracing hints, not for the server
                 body[key] = value

@@ -220,6 +220,8 @@ def test_an_alias_and_its_field_together_are_refused() -> None:
         ("openai_organization", "org-1", "OpenAI-Organization"),
         ("async_client", object(), "http_async_client="),
         ("default_query", {"a": "b"}, "into base_url"),
+        ("extra_headers", {"X-Key": "sk-x"}, "default_headers="),
+        ("extra_query", {"a": "b"}, "into base_url"),
         ("tiktoken_model_name", "gpt-4", "custom_get_token_ids"),
         ("anthropic_api_key", "sk-x", "looks like a secret"),
         ("access_token", "t", "looks like a secret"),
@@ -232,6 +234,28 @@ def test_client_settings_secrets_and_objects_are_refused(
     with pytest.raises(ValueError, match=advice) as caught:
         ChatDfeHub(**{name: value})
     assert "sk-x" not in str(caught.value)
+
+
+# The openai SDK takes these per call too; ChatOpenAI users pass them to
+# invoke. Sent as body fields they would carry header values to the server.
+@pytest.mark.parametrize("name", ["extra_headers", "extra_query"])
+def test_a_calls_client_settings_are_refused_before_any_request(
+    name: str, model: ChatDfeHub, dfehub_emulator: DfeHubEmulator
+) -> None:
+    with pytest.raises(ValueError, match=f"no setting {name!r}") as caught:
+        model.invoke("hi", **{name: {"X-Key": "sk-x"}})
+    assert "sk-x" not in str(caught.value)
+    assert dfehub_emulator.requests == []
+
+
+@pytest.mark.parametrize("name", ["extra_headers", "extra_query"])
+async def test_an_async_calls_client_settings_are_refused_too(
+    name: str, model: ChatDfeHub, dfehub_emulator: DfeHubEmulator
+) -> None:
+    with pytest.raises(ValueError, match=f"no setting {name!r}"):
+        async for _ in model.astream("hi", **{name: {"X-Key": "sk-x"}}):
+            pass
+    assert dfehub_emulator.requests == []
 
 
 def test_an_unknown_plain_value_goes_to_the_body_with_a_warning(
