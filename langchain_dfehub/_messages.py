@@ -206,7 +206,11 @@ _OUTPUT_DETAILS = (
 
 def _token_details(usage: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
     """The usage's detail counts under LangChain's `UsageMetadata` names."""
-    return _details(usage, _INPUT_DETAILS), _details(usage, _OUTPUT_DETAILS)
+    input_details = _details(usage, _INPUT_DETAILS)
+    hits = usage.get("prompt_cache_hit_tokens")  # DeepSeek's own name
+    if "cache_read" not in input_details and type(hits) is int:
+        input_details["cache_read"] = hits
+    return input_details, _details(usage, _OUTPUT_DETAILS)
 
 
 def _details(

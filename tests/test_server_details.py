@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from langchain_dfehub import ChatDfeHub
-from langchain_dfehub.testing import DfeHubEmulator
+from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
 
 MODES = ["sync", "async"]
 
@@ -50,3 +50,22 @@ def test_a_server_without_timings_adds_no_timings_key(how):
     with DfeHubEmulator() as emulator:
         message = answer(ChatDfeHub(base_url=emulator.base_url), "sync", how)
     assert "timings" not in message.response_metadata
+
+
+# DeepSeek's own name for the prompt tokens read from its cache; its replies
+# may carry OpenAI's `prompt_tokens_details` too, or not.
+DEEPSEEK_REPLY = (
+    '{"id": "c1", "object": "chat.completion", "model": "deepseek-chat",'
+    ' "choices": [{"index": 0, "finish_reason": "stop",'
+    ' "message": {"role": "assistant", "content": "Hi"}}],'
+    ' "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12,'
+    ' "prompt_cache_hit_tokens": 6, "prompt_cache_miss_tokens": 4}}'
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_deepseeks_prompt_cache_hits_are_the_cache_read_tokens(mode):
+    with DfeHubEmulator(flavour="deepseek") as emulator:
+        emulator.add_faults(ErrorStatus(200, DEEPSEEK_REPLY))
+        message = answer(ChatDfeHub(base_url=emulator.base_url), mode, "invoke")
+    assert message.usage_metadata["input_token_details"] == {"cache_read": 6}
