@@ -2,8 +2,9 @@
 
 By default, to the bundled DfeHub emulator, started once for the session. Set
 `DFEHUB_BASE_URL` (and, if the server wants them, `DFEHUB_API_KEY`,
-`DFEHUB_MODEL`, and `DFEHUB_OVERRIDE_MODEL` for a second model it serves) to
-run the same suite against a live OpenAI-compatible server.
+`DFEHUB_MODEL`, `DFEHUB_OVERRIDE_MODEL` for a second model it serves, and
+`DFEHUB_STRUCTURED_OUTPUT_METHOD` for a server without `json_schema`) to run
+the same suite against a live OpenAI-compatible server.
 """
 
 from __future__ import annotations

@@ -44,6 +44,13 @@ class TestChatDfeHubStandardIntegration(ChatModelIntegrationTests):
         return True
 
     @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        # The default method (json_schema) unless the server under test has
+        # none, as DeepSeek's API: DFEHUB_STRUCTURED_OUTPUT_METHOD names another.
+        method = os.environ.get("DFEHUB_STRUCTURED_OUTPUT_METHOD")
+        return {"method": method} if method else {}
+
+    @property
     def supports_json_mode(self) -> bool:
         return True
 

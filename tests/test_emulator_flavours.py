@@ -110,6 +110,23 @@ def test_llama_cpp_ignores_a_forced_tool_object_and_acts_as_auto(served):
     assert message["content"] == "Tell me a joke"
 
 
+@pytest.mark.parametrize("served", [{"flavour": "deepseek"}], indirect=True)
+def test_deepseek_refuses_a_json_schema_response_format(served):
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    response = post(
+        served,
+        messages=HELLO,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": schema},
+        },
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["message"] == "This response_format type is unavailable now"
+    assert error["type"] == "invalid_request_error"
+
+
 @pytest.mark.parametrize("served", [{}], indirect=True)
 def test_the_openai_flavour_honours_a_forced_tool_object(served):
     forced = {"type": "function", "function": {"name": "get_weather"}}

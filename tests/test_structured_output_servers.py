@@ -14,7 +14,7 @@ import pytest
 from langchain_core.exceptions import OutputParserException
 from pydantic import BaseModel
 
-from langchain_dfehub import ChatDfeHub
+from langchain_dfehub import ChatDfeHub, DfeHubInvalidRequestError
 from langchain_dfehub.testing import DfeHubEmulator
 
 MODES = ["sync", "async"]
@@ -98,3 +98,18 @@ def test_a_forced_tool_the_server_honours_still_parses(mode):
         model = ChatDfeHub(base_url=emulator.base_url)
         structured = model.with_structured_output(Joke, method="function_calling")
         assert isinstance(run(structured, mode), Joke)
+
+
+# DeepSeek's API has no json_schema response format (only `json_object`), and
+# says so with a 400; its forced tool call works.
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+@pytest.mark.parametrize("mode", MODES)
+def test_deepseek_refuses_json_schema_and_function_calling_works(mode, how):
+    with DfeHubEmulator(flavour="deepseek") as emulator:
+        model = ChatDfeHub(base_url=emulator.base_url, max_retries=3)
+        with pytest.raises(DfeHubInvalidRequestError) as caught:
+            run(model.with_structured_output(Joke), mode, how)
+        assert len(emulator.requests) == 1  # a 400 is not retried
+        structured = model.with_structured_output(Joke, method="function_calling")
+        assert isinstance(run(structured, mode, how), Joke)
+    assert "response_format type is unavailable" in str(caught.value)

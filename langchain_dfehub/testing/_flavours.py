@@ -25,7 +25,9 @@ public sources show it, never what a client's test would like to see:
   model a 404 "The model `x` does not exist.", a long prompt "This model's
   maximum context length is C tokens. However, you requested N tokens ...".
 - `deepseek`: the DeepSeek API (its reasoning-model and context-caching docs):
-  `reasoning_content`, usage with `prompt_cache_hit_tokens`,
+  `reasoning_content`, a 400 "This response_format type is unavailable now"
+  for a `json_schema` response format (it has `json_object` only), usage
+  with `prompt_cache_hit_tokens`,
   `prompt_cache_miss_tokens` and `completion_tokens_details.reasoning_tokens`;
   an unknown model is a 400 "Model Not Exist". The emulator keeps no cache, so
   every prompt token is a miss.
@@ -99,6 +101,8 @@ class Flavour:
     """Where thinking goes when reasoning is on; None: the server sends none."""
     honours_forced_tool: bool = True
     """False: a `tool_choice` object is ignored and the server acts on `auto`."""
+    json_schema_refusal: str | None = None
+    """The 400 message for a `json_schema` response format; None: it is honoured."""
     model_alias: str | None = None
     """The model every reply names, whatever the request said."""
     timings: bool = False
@@ -248,6 +252,7 @@ FLAVOURS: Mapping[str, Flavour] = {
         name="deepseek",
         error_shape=_openai_error,
         reasoning_field="reasoning_content",
+        json_schema_refusal="This response_format type is unavailable now",
         cache_usage=True,
         overflow=Overflow(
             "This model's maximum context length is {context} tokens. However, you"

@@ -446,6 +446,15 @@ class _Service:
             status, error = flavour.choices_error()
             await exchange.send(status, json.dumps(error).encode())
             return
+        schema_format = chat.response_format is not None and (
+            chat.response_format.kind == "json_schema"
+        )
+        if schema_format and flavour.json_schema_refusal is not None:
+            error = flavour.error(
+                400, flavour.json_schema_refusal, code="invalid_request_error"
+            )
+            await exchange.send(400, json.dumps(error).encode())
+            return
         if chat.forced_tool is not None and not flavour.honours_forced_tool:
             chat = replace(chat, tool_choice="auto", forced_tool=None)
         reply = compose_reply(chat)
