@@ -21,6 +21,8 @@ show them:
 - LM Studio: "... is greater than the context length ...", and "Trying to
   keep the first 6020 tokens when context the overflows. However, the model
   is loaded with context length of only 4096 tokens ..." (HTTP 400).
+- Hugging Face's text-generation-inference: HTTP 422 "Input validation
+  error: `inputs` tokens + `max_new_tokens` must be <= 4096. ...".
 - Ollama: `model "x" not found, try pulling it first` (404).
 """
 
@@ -49,6 +51,7 @@ _OVERFLOW_WORDS = re.compile(
     r"|exceeds? (?:the )?context (?:window|length|size)"
     r"|greater than the context length"
     r"|when context (?:the )?overflows"
+    r"|`inputs` tokens \+ `max_new_tokens` must be"
     r"|context[ _]length[ _]exceeded"
     r"|prompt is too long",
     re.IGNORECASE,

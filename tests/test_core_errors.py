@@ -192,6 +192,14 @@ def body(obj: object) -> bytes:
                 " context length of only 4096 tokens, which is not enough."
             }
         ),
+        body(
+            {
+                "error": "Input validation error: `inputs` tokens +"
+                " `max_new_tokens` must be <= 4096. Given: 6020 `inputs` tokens"
+                " and 20 `max_new_tokens`",
+                "error_type": "validation",
+            }
+        ),
     ],
     ids=[
         "llama.cpp",
@@ -202,6 +210,7 @@ def body(obj: object) -> bytes:
         "llama-cpp-python",
         "lm-studio",
         "lm-studio-keep",
+        "text-generation-inference",
     ],
 )
 def test_a_prompt_over_the_context_is_a_context_overflow_error(payload):
