@@ -73,6 +73,7 @@ def test_streamed_thinking_merges_into_one_reasoning_block(flavour, mode):
     assert whole.additional_kwargs["reasoning_content"] == THINKING
     assert whole.content == PROMPT
     assert [b["type"] for b in whole.content_blocks] == ["reasoning", "text"]
+    assert whole.content_blocks[0]["reasoning"] == THINKING
 
 
 @pytest.mark.parametrize("mode", MODES)
