@@ -12,13 +12,16 @@ drift from the code.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from langchain_core.language_models import BaseChatModel
 
+from langchain_dfehub import ChatDfeHub
 from langchain_dfehub.testing import DfeHubEmulator
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -118,3 +121,28 @@ def test_readme_test_module_passes(source: str, tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{expected} passed" in run.stdout
+
+
+def _configuration_table() -> dict[str, str]:
+    """The Configuration section's table: each field's name and default cell."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|[^|]*\| ([^|]*) \|", section, re.MULTILINE)
+    return dict(rows)
+
+
+def test_the_configuration_table_lists_every_field_of_chatdfehub() -> None:
+    own = set(ChatDfeHub.model_fields) - set(BaseChatModel.model_fields)
+    assert sorted(own - set(_configuration_table())) == []
+
+
+def test_the_configuration_table_shows_each_literal_default() -> None:
+    table = _configuration_table()
+    shown = {}
+    for name, field in ChatDfeHub.model_fields.items():
+        default = field.default
+        if name in table and isinstance(default, (bool, int, float, str, tuple)):
+            literal = json.dumps(default) if isinstance(default, str) else default
+            shown[name] = f"`{literal}`"
+    assert shown
+    assert {name: table[name] for name in shown} == shown
