@@ -6,7 +6,8 @@ it, the example must print exactly that ("..." standing for any part of a
 line). A block of pytest tests is run by
 pytest itself, in a fresh process, so its fixtures come from the installed
 plugin as a user's would. A block that fails fails here, so the README cannot
-drift from the code.
+drift from the code. Its links, table of contents and Configuration table
+are checked against its headings and `ChatDfeHub`'s fields.
 """
 
 from __future__ import annotations
@@ -92,14 +93,25 @@ def test_the_readme_shows_the_output_of_some_examples() -> None:
     assert len(_OUTPUTS) >= 2
 
 
+def _anchor(heading: str) -> str:
+    """GitHub's anchor: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
 def test_every_link_within_the_readme_points_at_a_heading() -> None:
     text = _FENCE.sub("", README.read_text(encoding="utf-8"))
     headings = re.findall(r"^#+ (.+)$", text, re.MULTILINE)
-    # GitHub's anchors: lower case, punctuation dropped, spaces to hyphens.
-    anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+    anchors = {_anchor(heading) for heading in headings}
     links = re.findall(r"\]\(#([^)]+)\)", text)
     assert links
     assert sorted(set(links) - anchors) == []
+
+
+def test_the_table_of_contents_lists_every_section_in_order() -> None:
+    text = _FENCE.sub("", README.read_text(encoding="utf-8"))
+    sections = re.findall(r"^## (.+)$", text, re.MULTILINE)
+    contents = re.findall(r"^- \[.+?\]\(#(.+?)\)$", text.split("\n## ")[0], re.M)
+    assert contents == [_anchor(section) for section in sections]
 
 
 @pytest.mark.parametrize(
