@@ -193,7 +193,7 @@ class ChatDfeHub(BaseChatModel):
     The read timeout bounds each wait for data, so a stream that stalls
     between chunks ends with `DfeHubTimeoutError` rather than hanging; a
     non-streaming call must receive its whole answer within it. `None` waits
-    forever."""
+    for data without limit; `deadline` still bounds the whole call."""
 
     max_retries: int = Field(default=2, ge=0)
     """Most retries after an error: a 5xx or 408 reply, a failed connection
