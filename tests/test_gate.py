@@ -259,6 +259,24 @@ def test_a_cold_then_warm_burst_against_a_drf_window_meets_the_targets():
     assert warm_seconds <= 1.25 * ideal
 
 
+def test_a_burst_into_a_window_already_full_learns_from_its_second_wave():
+    """Nothing admitted before the first throttle leaves nothing to learn.
+
+    The first wave is throttled whole; at reopening it goes again, the
+    service admits what its window holds, and that teaches the pace.
+    """
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    server = SlidingWindow(num_requests=10, duration=1.0)
+    server.history = [clock.now - 0.2] * 10  # another client filled it
+
+    requests, seconds = simulate_burst(gate, clock, server, 64)
+
+    assert requests <= 3 * 64
+    assert seconds <= 1.5 * 64 / 10
+    assert gate.state().pace == pytest.approx(9.0)
+
+
 # --- one gate per service, process-wide ----------------------------------------
 
 
