@@ -387,3 +387,11 @@ def test_an_emulator_on_a_port_used_before_starts_with_no_gate() -> None:
     with DfeHubEmulator(port=port) as second:
         assert second.base_url == model.base_url
         assert model.invoke("a new server").content == "a new server"
+
+
+def test_the_state_type_is_public(dfehub_emulator: DfeHubEmulator) -> None:
+    import langchain_dfehub
+
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url)
+    assert isinstance(model.throttle_state, langchain_dfehub.GateState)
+    assert "GateState" in langchain_dfehub.__all__
