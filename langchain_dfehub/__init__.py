@@ -1,8 +1,8 @@
 """LangChain integration for the DfeHub chat service.
 
 `ChatDfeHub` is the chat model; the `DfeHub*Error` classes are everything it
-raises; `GateState` is what `ChatDfeHub.throttle_state` reports. A local emulator of the service, for offline tests, lives in
-`langchain_dfehub.testing`.
+raises; `GateState` is what `ChatDfeHub.throttle_state` reports. A local
+emulator of the service, for offline tests, lives in `langchain_dfehub.testing`.
 
 The names are loaded on first use (PEP 562): the package's pytest plugin is
 imported by every pytest session of anyone who installs the package, and must
