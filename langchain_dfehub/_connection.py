@@ -20,10 +20,13 @@ import os
 import ssl
 import threading
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
+
+from urllib3.exceptions import InsecureRequestWarning
 
 # The environment variables naming a CA bundle, the first one set wins.
 CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -86,6 +89,26 @@ class Connection:
         """Per-call arguments for a `requests.Session` of our own."""
         proxies = {"http": self.proxy, "https": self.proxy} if self.proxy else {}
         return {"verify": self.verify, "cert": self.cert, "proxies": proxies}
+
+
+def warn_unverified(url: str, stacklevel: int) -> None:
+    """Warn, once per model, that `verify=False` leaves `url`'s host unchecked.
+
+    The one warning for both paths: httpx says nothing of an unchecked
+    certificate, and urllib3's warning on every request is kept off our
+    sync requests (see `_transport`). Its category is urllib3's
+    `InsecureRequestWarning`, so a filter a user already has for it (as
+    `urllib3.disable_warnings()` sets) covers ours too.
+    """
+    host = urlsplit(url).hostname or url
+    warnings.warn(
+        f"verify=False: TLS certificates of {host} (and of an HTTPS proxy) are"
+        " not checked, on the sync and the async path, so anyone on the network"
+        " path can read and change the traffic. Give verify= the CA bundle that"
+        " signed the server's certificate instead.",
+        InsecureRequestWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 # Default settings, without the environment: for requests built by hand.

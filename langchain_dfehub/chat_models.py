@@ -45,8 +45,9 @@ from langchain_dfehub._arguments import (
     check_choices,
     merge_extra_body,
     sort_init_arguments,
+    user_stacklevel,
 )
-from langchain_dfehub._connection import CertFiles, ConnectionCache
+from langchain_dfehub._connection import CertFiles, ConnectionCache, warn_unverified
 from langchain_dfehub._gate import GateState, ServiceGate, gate_for
 from langchain_dfehub._messages import (
     chunk_to_message,
@@ -328,6 +329,8 @@ class ChatDfeHub(BaseChatModel):
         if credentials is not None:
             self.base_url = bare
             self._url_credentials = SecretStr(credentials)
+        if self.verify is False:
+            warn_unverified(self.base_url, user_stacklevel())
         if self.proxy and split_credentials(self.proxy)[1] is not None:
             self._proxy_url = SecretStr(self.proxy)
             self.proxy = split_credentials(self.proxy)[0]

@@ -18,6 +18,8 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ import pytest
 import requests
 from hostile_server import HostileServer, http_head
 from langchain_core.load import dumpd
+from urllib3.exceptions import InsecureRequestWarning
 
 from langchain_dfehub import ChatDfeHub, DfeHubAPIError, DfeHubConnectionError
 from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
@@ -159,12 +162,74 @@ def test_both_paths_read_the_same_ca_bundle_variables(
     assert call(model, mode) == "secure"
 
 
-# urllib3 warns of an unverified request on the sync path; httpx does not.
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 @pytest.mark.parametrize("mode", MODES)
-def test_verify_false_turns_the_check_off(tls_server: HostileServer, mode: str) -> None:
-    model = ChatDfeHub(base_url=tls_server.base_url, verify=False)
-    assert call(model, mode) == "secure"
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_verify_false_turns_the_check_off_with_one_warning_on_both_paths(
+    tls_server: HostileServer, mode: str, streaming: bool
+) -> None:
+    with pytest.warns(InsecureRequestWarning, match="127.0.0.1") as built:
+        model = ChatDfeHub(base_url=tls_server.base_url, verify=False)
+    assert len(built) == 1
+    assert built[0].filename == __file__  # it points at the user's line
+
+    with warnings.catch_warnings(record=True) as calls:
+        warnings.simplefilter("always")
+        assert call(model, mode, streaming) == "secure"
+        assert call(model, mode, streaming) == "secure"
+
+    assert [str(w.message) for w in calls] == []  # not urllib3's, per request
+
+
+def test_verify_false_leaves_warnings_for_the_users_own_requests_alone(
+    tls_server: HostileServer,
+) -> None:
+    with pytest.warns(InsecureRequestWarning):
+        model = ChatDfeHub(base_url=tls_server.base_url, verify=False)
+    assert call(model, "sync") == "secure"
+
+    with pytest.warns(InsecureRequestWarning, match="Unverified HTTPS request"):
+        requests.get(tls_server.base_url, verify=False, timeout=10)
+
+
+def tunnel_to(server: HostileServer) -> Callable[[socket.socket, bytes], None]:
+    """A proxy's answer to CONNECT: a byte pipe to `server`, whatever was asked."""
+
+    def reply(conn: socket.socket, request: bytes) -> None:
+        assert request.startswith(b"CONNECT ")
+        port = int(server.origin.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as upstream:
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            pipe = threading.Thread(target=copy_bytes, args=(upstream, conn))
+            pipe.start()
+            copy_bytes(conn, upstream)
+            pipe.join(timeout=10)
+
+    return reply
+
+
+def copy_bytes(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+        target.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def test_verify_false_through_a_proxy_does_not_warn_per_request(
+    tls_server: HostileServer, hostile_server: Start
+) -> None:
+    proxy = hostile_server(tunnel_to(tls_server))
+    with pytest.warns(InsecureRequestWarning):
+        model = ChatDfeHub(
+            base_url=tls_server.base_url, verify=False, proxy=proxy.base_url
+        )
+
+    with warnings.catch_warnings(record=True) as calls:
+        warnings.simplefilter("always")
+        assert call(model, "sync") == "secure"
+
+    assert [str(w.message) for w in calls] == []
 
 
 @pytest.mark.parametrize("mode", MODES)
