@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from urllib3.exceptions import InsecureRequestWarning
 
+from langchain_dfehub import _fork
+
 # The environment variables naming a CA bundle, the first one set wins.
 CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -179,6 +181,12 @@ class ConnectionCache:
         self._key: tuple[Any, ...] | None = None
         self._connection = DEFAULT_CONNECTION
         self._lock = threading.Lock()
+        _fork.track(self)
+
+    def forget_inherited(self) -> list[Any]:
+        """In a forked child: a fresh lock, should a thread have held it."""
+        self._lock = threading.Lock()
+        return []
 
     def get(
         self,

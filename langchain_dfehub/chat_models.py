@@ -103,6 +103,17 @@ _SAMPLING_FIELDS = (
 _USER_AGENT = f"langchain-dfehub/{__version__}"
 _STREAM_ACCEPT = "text/event-stream, application/json"
 _ASYNC_SETUP = threading.Lock()
+
+
+def _fresh_async_setup_lock() -> None:
+    # A fork while another thread held the lock would leave the child's copy
+    # held for ever, and its first async call waiting on it.
+    global _ASYNC_SETUP
+    _ASYNC_SETUP = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_fresh_async_setup_lock)
 # Marks a pickled model whose credentials were left out (see `__getstate__`).
 _CREDENTIALS_LEFT_OUT = "__dfehub_credentials_left_out__"
 
