@@ -83,6 +83,7 @@ from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
     from langchain_core.language_models.model_profile import ModelProfile
+    from typing_extensions import Self
 
     from langchain_dfehub._async_transport import AsyncTransport
 
@@ -346,6 +347,19 @@ class ChatDfeHub(BaseChatModel):
             self._proxy_url = SecretStr(self.proxy)
             self.proxy = split_credentials(self.proxy)[0]
         return self
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        """A deep copy that shares the user's own HTTP clients.
+
+        A client is the user's, with its sockets, locks and event loop: it
+        cannot be copied (deep-copying one raises), and two of them would
+        need closing twice. `copy.copy` and `model_copy` share them too.
+        """
+        memo = {} if memo is None else memo
+        for client in (self.http_client, self.http_async_client):
+            if client is not None:
+                memo[id(client)] = client  # "already copied": as itself
+        return super().__deepcopy__(memo)
 
     def __getstate__(self) -> dict[Any, Any]:
         """Pickle without credentials, which must not travel in clear.

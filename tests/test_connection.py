@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import json
 import pickle
 import shutil
@@ -402,6 +403,40 @@ def test_user_clients_are_not_pickled(emulator: DfeHubEmulator) -> None:
         twin = pickle.loads(pickle.dumps(model))
     assert twin.http_client is None
     assert twin.invoke("own connections").content == "own connections"
+
+
+COPIES = {
+    "deepcopy": copy.deepcopy,
+    "copy": copy.copy,
+    "model_copy": lambda model: model.model_copy(),
+    "model_copy-deep": lambda model: model.model_copy(deep=True),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("make_copy", list(COPIES.values()), ids=list(COPIES))
+def test_a_copy_shares_the_users_own_clients_and_uses_them(
+    emulator: DfeHubEmulator, mode: str, make_copy: Callable[[Any], Any]
+) -> None:
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            with requests.Session() as session:
+                model = ChatDfeHub(
+                    base_url=emulator.base_url,
+                    http_client=session,
+                    http_async_client=client,
+                    model_kwargs={"seed": [1]},
+                )
+                twin = make_copy(model)
+                assert twin.http_client is session
+                assert twin.http_async_client is client
+                if mode == "sync":
+                    answer = await asyncio.to_thread(twin.invoke, "copied")
+                else:
+                    answer = await twin.ainvoke("copied")
+                assert answer.content == "copied"
+
+    asyncio.run(run())
 
 
 # --- redirects and cookies ---------------------------------------------------
