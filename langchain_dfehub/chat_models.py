@@ -552,9 +552,14 @@ class ChatDfeHub(BaseChatModel):
             "Accept": _STREAM_ACCEPT if stream else "application/json",
             "User-Agent": _USER_AGENT,
         }
+        # Checked again on each call: a copy with new values, or a field set
+        # after the model was built, was not checked then; sent, such a value
+        # would be reported as an unreachable server, and retried.
         if authorization:
+            check_key(authorization)
             headers["Authorization"] = authorization
         if self.default_headers:
+            check_headers(self.default_headers)
             headers.update(self.default_headers)
         return headers
 

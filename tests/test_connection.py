@@ -30,6 +30,7 @@ import pytest
 import requests
 from hostile_server import HostileServer, http_head
 from langchain_core.load import dumpd
+from pydantic import SecretStr
 from urllib3.exceptions import InsecureRequestWarning
 
 from langchain_dfehub import ChatDfeHub, DfeHubAPIError, DfeHubConnectionError
@@ -522,3 +523,37 @@ def test_a_key_with_a_line_break_is_refused_without_showing_it() -> None:
     with pytest.raises(ValueError, match="line break") as caught:
         ChatDfeHub(default_headers={"X-Api-Key": "sk-secret-value\r\n"})
     assert "sk-secret-value" not in str(caught.value)
+
+
+SET_AFTERWARDS = {
+    "a copy's header": lambda model: model.model_copy(
+        update={"default_headers": {"X-Team": "a\r\nX-Evil: 1"}}
+    ),
+    "a header set later": lambda model: (
+        setattr(model, "default_headers", {"X-Team": "a\nb"}) or model
+    ),
+    "a key set later": lambda model: (
+        setattr(model, "api_key", SecretStr("sk-secret-value\n")) or model
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize(
+    "change", list(SET_AFTERWARDS.values()), ids=list(SET_AFTERWARDS)
+)
+def test_a_line_break_set_after_the_model_was_built_is_a_bad_setting_not_retried(
+    emulator: DfeHubEmulator,
+    mode: str,
+    streaming: bool,
+    change: Callable[[ChatDfeHub], ChatDfeHub],
+) -> None:
+    model = change(ChatDfeHub(base_url=emulator.base_url, max_retries=2))
+
+    with pytest.raises(ValueError, match="line break") as caught:
+        call(model, mode, streaming)
+
+    assert "sk-secret-value" not in str(caught.value)
+    assert "reach" not in str(caught.value)
+    assert emulator.requests == []  # refused before sending, never retried
