@@ -72,6 +72,10 @@ ECHOES = {
         200, f"<html>key {SECRET} refused</html>", content_type="text/html"
     ),
 }
+# Not a 2xx reply, but a header rather than a body: scrubbed alike.
+ECHOES["a redirect's target"] = ErrorStatus(
+    307, headers={"Location": f"http://elsewhere.example/{SECRET}/v1"}
+)
 STREAM_ECHOES = {
     "an in-stream detail": Malformed(line=json.dumps({"detail": f"{SECRET} slow"})),
     "an in-stream error": Malformed(
