@@ -37,6 +37,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -61,6 +62,7 @@ from langchain_dfehub._settings import (
     check_client,
     check_files,
     check_headers,
+    check_json_numbers,
     check_key,
     check_timeout,
     proxy_with_credentials_from_environment,
@@ -310,6 +312,12 @@ class ChatDfeHub(BaseChatModel):
         cls, value: float | tuple[float, float] | None
     ) -> float | tuple[float, float] | None:
         check_timeout(value)
+        return value
+
+    @field_validator("model_kwargs", "extra_body")
+    @classmethod
+    def _check_body_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        check_json_numbers(value, str(info.field_name))
         return value
 
     @field_validator("http_client")
