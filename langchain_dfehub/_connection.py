@@ -133,7 +133,7 @@ def build_connection(
     and `proxy=""` connects directly whatever the environment says.
     """
     if verify is True:
-        verify = _ca_bundle_from_environment() or True
+        verify = _ca_bundle_from_environment(url) or True
     if proxy is None:
         proxy = _proxy_from_environment(url)
     return Connection(
@@ -145,10 +145,21 @@ def build_connection(
     )
 
 
-def _ca_bundle_from_environment() -> str | None:
+def _ca_bundle_from_environment(url: str) -> str | None:
+    """The CA bundle the environment names, checked to exist for an HTTPS url.
+
+    Else each library fails its own way on the first call (a bare `OSError`
+    from `requests`, a `FileNotFoundError` with no path from `ssl`).
+    """
     for name in CA_BUNDLE_VARIABLES:
         value = os.environ.get(name)
         if value:
+            if urlsplit(url).scheme == "https" and not os.path.exists(value):
+                msg = (
+                    f"{name} names the CA bundle {value!r}, which does not exist:"
+                    f" correct or unset {name}, or give verify= a CA bundle."
+                )
+                raise ValueError(msg)
             return value
     return None
 

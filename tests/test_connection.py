@@ -165,6 +165,26 @@ def test_both_paths_read_the_same_ca_bundle_variables(
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
+)
+def test_a_ca_bundle_variable_naming_no_file_is_a_clear_error_on_both_paths(
+    tls_server: HostileServer,
+    mode: str,
+    variable: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable, "/no/such/bundle.pem")
+    model = ChatDfeHub(base_url=tls_server.base_url, max_retries=2)
+
+    with pytest.raises(ValueError, match=f"{variable} names the CA bundle") as caught:
+        call(model, mode)
+
+    assert "/no/such/bundle.pem" in str(caught.value)
+    assert tls_server.connections == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
 def test_verify_false_turns_the_check_off_with_one_warning_on_both_paths(
     tls_server: HostileServer, mode: str, streaming: bool
