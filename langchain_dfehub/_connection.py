@@ -136,13 +136,35 @@ def build_connection(
         verify = _ca_bundle_from_environment(url) or True
     if proxy is None:
         proxy = _proxy_from_environment(url)
-    return Connection(
+    connection = Connection(
         verify=verify,
         cert=cert,
         proxy=proxy or None,
         http_client=http_client,
         http_async_client=http_async_client,
     )
+    if isinstance(verify, str) or cert is not None:
+        _check_loadable(connection)
+    return connection
+
+
+def _check_loadable(connection: Connection) -> None:
+    """Load the CA bundle and client certificate now, on both paths alike.
+
+    Else a file that is not PEM fails each path its own way: a bare
+    `ssl.SSLError` on the async path, a certificate failure on the sync one
+    (after connecting). The context is kept for the async path's clients.
+    """
+    try:
+        connection.ssl_context  # noqa: B018 - built and cached for its errors
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        msg = (
+            f"The CA bundle ({connection.verify!r}) or client certificate"
+            f" ({connection.cert!r}) could not be loaded ({reason}): check that"
+            " they are PEM files, and that the key matches the certificate."
+        )
+        raise ValueError(msg) from None
 
 
 def _ca_bundle_from_environment(url: str) -> str | None:

@@ -165,6 +165,24 @@ def test_both_paths_read_the_same_ca_bundle_variables(
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("setting", ["verify", "cert"])
+def test_a_file_that_is_not_pem_is_the_same_clear_error_on_both_paths(
+    tls_server: HostileServer, mode: str, setting: str, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    model = ChatDfeHub(
+        base_url=tls_server.base_url, max_retries=2, **{setting: str(junk)}
+    )
+
+    with pytest.raises(ValueError, match="could not be loaded") as caught:
+        call(model, mode)
+
+    assert str(junk) in str(caught.value)
+    assert tls_server.connections == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
 )
