@@ -293,6 +293,8 @@ class ChatDfeHub(BaseChatModel):
     _url_credentials: SecretStr | None = PrivateAttr(default=None)
     # The proxy URL with its credentials, when `proxy` had some: the same.
     _proxy_url: SecretStr | None = PrivateAttr(default=None)
+    # Whether `verify=False` was warned of, when built or else on first use.
+    _unverified_warned: bool = PrivateAttr(default=False)
     _connections: ConnectionCache = PrivateAttr(default_factory=ConnectionCache)
 
     @field_validator("base_url")
@@ -350,6 +352,7 @@ class ChatDfeHub(BaseChatModel):
             self.base_url = bare
             self._url_credentials = SecretStr(credentials)
         if self.verify is False:
+            self._unverified_warned = True
             warn_unverified(self.base_url, user_stacklevel())
         if self.proxy and split_credentials(self.proxy)[1] is not None:
             self._proxy_url = SecretStr(self.proxy)
@@ -517,6 +520,10 @@ class ChatDfeHub(BaseChatModel):
         )
         url = chat_completions_url(self.base_url)
         header, secret = authorization(self.api_key, self._url_credentials)
+        if self.verify is False and not self._unverified_warned:
+            # Set on a copy or after the model was built: warned of now.
+            self._unverified_warned = True
+            warn_unverified(self.base_url, user_stacklevel())
         return Request(
             url=url,
             headers=self._headers(stream, header),

@@ -220,6 +220,24 @@ def test_verify_false_turns_the_check_off_with_one_warning_on_both_paths(
     assert [str(w.message) for w in calls] == []  # not urllib3's, per request
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_verify_false_set_on_a_copy_warns_once_on_its_first_call(
+    tls_server: HostileServer, mode: str
+) -> None:
+    model = ChatDfeHub(base_url=tls_server.base_url)
+    unchecked = model.model_copy(update={"verify": False})
+
+    with pytest.warns(InsecureRequestWarning, match="127.0.0.1") as first:
+        assert call(unchecked, mode) == "secure"
+    assert len(first) == 1
+
+    with warnings.catch_warnings(record=True) as later:
+        warnings.simplefilter("always")
+        assert call(unchecked, mode) == "secure"
+        assert call(unchecked.model_copy(), mode) == "secure"  # knew already
+    assert [str(w.message) for w in later] == []
+
+
 def test_verify_false_leaves_warnings_for_the_users_own_requests_alone(
     tls_server: HostileServer,
 ) -> None:
