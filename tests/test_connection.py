@@ -274,8 +274,9 @@ def copy_bytes(source: socket.socket, target: socket.socket) -> None:
         pass
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_verify_false_through_a_proxy_does_not_warn_per_request(
-    tls_server: HostileServer, hostile_server: Start
+    tls_server: HostileServer, hostile_server: Start, mode: str
 ) -> None:
     proxy = hostile_server(tunnel_to(tls_server))
     with pytest.warns(InsecureRequestWarning):
@@ -285,9 +286,10 @@ def test_verify_false_through_a_proxy_does_not_warn_per_request(
 
     with warnings.catch_warnings(record=True) as calls:
         warnings.simplefilter("always")
-        assert call(model, "sync") == "secure"
+        assert call(model, mode) == "secure"
 
     assert [str(w.message) for w in calls] == []
+    assert proxy.connections == 1  # the call went through the proxy
 
 
 @pytest.mark.parametrize("mode", MODES)
