@@ -223,7 +223,8 @@ class _UncheckedHTTPSPool(HTTPSConnectionPool):
 
     def _validate_conn(self, conn: Any) -> None:
         # urllib3's own, but for the warning: connect early, as it does.
-        if conn.is_closed:
+        super(HTTPSConnectionPool, self)._validate_conn(conn)
+        if getattr(conn, "sock", None) is None:  # `is_closed` in urllib3 2
             conn.connect()
 
 
