@@ -97,7 +97,17 @@ class ErrorRecorder(BaseCallbackHandler):
 
 
 def everything_shown(error: BaseException) -> str:
-    return " ".join([str(error), repr(error), repr(vars(error)), *map(str, error.args)])
+    """What the error shows, and what the errors it holds (chained) keep."""
+    shown = []
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        shown += [str(current), repr(current), repr(vars(current))]
+        shown += [str(arg) for arg in current.args]
+        shown.append(str(getattr(current, "doc", "")))  # a JSONDecodeError's input
+        current = current.__cause__ or current.__context__
+    return " ".join(shown)
 
 
 @pytest.fixture
