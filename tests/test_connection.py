@@ -362,6 +362,22 @@ def test_proxy_variables_are_read_the_same_on_both_paths(
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_an_unreachable_proxy_is_named_without_its_password(mode: str) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    proxy = f"http://carol:{PROXY_PASSWORD}@127.0.0.1:{port}"
+    model = ChatDfeHub(base_url=UNKNOWN_HOST, proxy=proxy, max_retries=0)
+
+    with pytest.raises(DfeHubConnectionError) as caught:
+        call(model, mode)
+
+    text = str(caught.value)
+    assert f"through the proxy http://127.0.0.1:{port}" in text
+    assert PROXY_PASSWORD not in text
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_no_proxy_and_an_empty_proxy_field_connect_directly(
     emulator: DfeHubEmulator, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
