@@ -1,8 +1,8 @@
 """LangChain integration for the DfeHub chat service.
 
 `ChatDfeHub` is the chat model; the `DfeHub*Error` classes are everything it
-raises. A local emulator of the service, for offline tests, lives in
-`langchain_dfehub.testing`.
+raises; `GateState` is what `ChatDfeHub.throttle_state` reports. A local
+emulator of the service, for offline tests, lives in `langchain_dfehub.testing`.
 
 The names are loaded on first use (PEP 562): the package's pytest plugin is
 imported by every pytest session of anyone who installs the package, and must
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         DfeHubServerError,
         DfeHubTimeoutError,
     )
+    from langchain_dfehub._gate import GateState
     from langchain_dfehub.chat_models import ChatDfeHub
 
 _HOMES = {
@@ -47,6 +48,7 @@ _HOMES = {
     "DfeHubRateLimitError": "langchain_dfehub._errors",
     "DfeHubServerError": "langchain_dfehub._errors",
     "DfeHubTimeoutError": "langchain_dfehub._errors",
+    "GateState": "langchain_dfehub._gate",
 }
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "DfeHubRateLimitError",
     "DfeHubServerError",
     "DfeHubTimeoutError",
+    "GateState",
     "__version__",
 ]
 

@@ -139,10 +139,12 @@ class ChatDfeHub(BaseChatModel):
         ```
 
     Throttling: when the service answers with its `detail` text ("... Expected
-    available in 3.5 seconds."), the model waits as long as the text says and
-    tries again, at most `max_retries` times and never longer than
-    `max_retry_wait`; once text has reached the caller, a failure is raised,
-    never retried, so no text is delivered twice.
+    available in 3.5 seconds."), every call to that service waits as long as
+    the text says at one shared gate, then tries again; a throttle is not a
+    failed attempt, so it is bounded by time (`max_retry_wait` for one wait,
+    `throttle_budget` for all of a call's), not by `max_retries`, which
+    bounds retries after errors. Once text has reached the caller, a failure
+    is raised, never retried, so no text is delivered twice.
     """
 
     # A validation error must not print the arguments: they may hold the key.
@@ -206,12 +208,14 @@ class ChatDfeHub(BaseChatModel):
     The read timeout bounds each wait for data, so a stream that stalls
     between chunks ends with `DfeHubTimeoutError` rather than hanging; a
     non-streaming call must receive its whole answer within it. `None` waits
-    forever."""
+    for data without limit; `deadline` still bounds the whole call."""
 
     max_retries: int = Field(default=2, ge=0)
-    """Most retries after a throttled, failed (5xx) or unreachable request.
+    """Most retries after an error: a 5xx or 408 reply, a failed connection
+    or a connect timeout.
 
-    So at most `max_retries + 1` requests per call."""
+    So at most `max_retries + 1` requests per call for errors. Throttles do
+    not count against it: see `throttle_budget`."""
 
     max_retry_wait: float = Field(default=60.0, ge=0, allow_inf_nan=False)
     """Longest single wait, in seconds, that a throttle may impose on a call.

@@ -259,6 +259,24 @@ def test_a_cold_then_warm_burst_against_a_drf_window_meets_the_targets():
     assert warm_seconds <= 1.25 * ideal
 
 
+def test_a_burst_into_a_window_already_full_learns_from_its_second_wave():
+    """Nothing admitted before the first throttle leaves nothing to learn.
+
+    The first wave is throttled whole; at reopening it goes again, the
+    service admits what its window holds, and that teaches the pace.
+    """
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    server = SlidingWindow(num_requests=10, duration=1.0)
+    server.history = [clock.now - 0.2] * 10  # another client filled it
+
+    requests, seconds = simulate_burst(gate, clock, server, 64)
+
+    assert requests <= 3 * 64
+    assert seconds <= 1.5 * 64 / 10
+    assert gate.state().pace == pytest.approx(9.0)
+
+
 # --- one gate per service, process-wide ----------------------------------------
 
 
@@ -369,3 +387,11 @@ def test_an_emulator_on_a_port_used_before_starts_with_no_gate() -> None:
     with DfeHubEmulator(port=port) as second:
         assert second.base_url == model.base_url
         assert model.invoke("a new server").content == "a new server"
+
+
+def test_the_state_type_is_public(dfehub_emulator: DfeHubEmulator) -> None:
+    import langchain_dfehub
+
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url)
+    assert isinstance(model.throttle_state, langchain_dfehub.GateState)
+    assert "GateState" in langchain_dfehub.__all__

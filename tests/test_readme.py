@@ -6,19 +6,23 @@ it, the example must print exactly that ("..." standing for any part of a
 line). A block of pytest tests is run by
 pytest itself, in a fresh process, so its fixtures come from the installed
 plugin as a user's would. A block that fails fails here, so the README cannot
-drift from the code.
+drift from the code. Its links, table of contents and Configuration table
+are checked against its headings and `ChatDfeHub`'s fields.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from langchain_core.language_models import BaseChatModel
 
+from langchain_dfehub import ChatDfeHub
 from langchain_dfehub.testing import DfeHubEmulator
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -89,14 +93,25 @@ def test_the_readme_shows_the_output_of_some_examples() -> None:
     assert len(_OUTPUTS) >= 2
 
 
+def _anchor(heading: str) -> str:
+    """GitHub's anchor: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
 def test_every_link_within_the_readme_points_at_a_heading() -> None:
     text = _FENCE.sub("", README.read_text(encoding="utf-8"))
     headings = re.findall(r"^#+ (.+)$", text, re.MULTILINE)
-    # GitHub's anchors: lower case, punctuation dropped, spaces to hyphens.
-    anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+    anchors = {_anchor(heading) for heading in headings}
     links = re.findall(r"\]\(#([^)]+)\)", text)
     assert links
     assert sorted(set(links) - anchors) == []
+
+
+def test_the_table_of_contents_lists_every_section_in_order() -> None:
+    text = _FENCE.sub("", README.read_text(encoding="utf-8"))
+    sections = re.findall(r"^## (.+)$", text, re.MULTILINE)
+    contents = re.findall(r"^- \[.+?\]\(#(.+?)\)$", text.split("\n## ")[0], re.M)
+    assert contents == [_anchor(section) for section in sections]
 
 
 @pytest.mark.parametrize(
@@ -118,3 +133,28 @@ def test_readme_test_module_passes(source: str, tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{expected} passed" in run.stdout
+
+
+def _configuration_table() -> dict[str, str]:
+    """The Configuration section's table: each field's name and default cell."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|[^|]*\| ([^|]*) \|", section, re.MULTILINE)
+    return dict(rows)
+
+
+def test_the_configuration_table_lists_every_field_of_chatdfehub() -> None:
+    own = set(ChatDfeHub.model_fields) - set(BaseChatModel.model_fields)
+    assert sorted(own - set(_configuration_table())) == []
+
+
+def test_the_configuration_table_shows_each_literal_default() -> None:
+    table = _configuration_table()
+    shown = {}
+    for name, field in ChatDfeHub.model_fields.items():
+        default = field.default
+        if name in table and isinstance(default, (bool, int, float, str, tuple)):
+            literal = json.dumps(default) if isinstance(default, str) else default
+            shown[name] = f"`{literal}`"
+    assert shown
+    assert {name: table[name] for name in shown} == shown

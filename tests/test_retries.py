@@ -149,14 +149,17 @@ def test_a_throttle_line_after_text_ends_the_stream_without_replaying(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_detail_line_that_is_no_throttle_is_raised_at_once_with_its_words(
-    dfehub_emulator: DfeHubEmulator, mode: Mode
+@pytest.mark.parametrize("kind", [0, 1], ids=["invoke", "stream"])
+def test_a_detail_that_is_no_throttle_is_raised_at_once_with_its_words(
+    dfehub_emulator: DfeHubEmulator, mode: Mode, kind: int
 ) -> None:
     model = make_model(dfehub_emulator)
-    said = "Context length 4096 exceeded by 12 tokens"
+    _name, call = call_both_ways(mode, model)[kind]
+    said = "Invalid model gpt-9 requested"
+    # A 200 whose body (or stream line) is the bare `detail` object.
     dfehub_emulator.add_faults(Malformed(line=json.dumps({"detail": said})))
     with pytest.raises(DfeHubAPIError) as caught:
-        stream(model, mode, [])
+        call()
     assert not isinstance(caught.value, DfeHubRateLimitError)
     assert said in str(caught.value)
     assert len(dfehub_emulator.requests) == 1
