@@ -183,7 +183,7 @@ def sort_init_arguments(
             " model_kwargs and sent in every request body. Check that the server"
             " expects them.",
             UserWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
     model_kwargs.update(extra)
     result["model_kwargs"] = model_kwargs
@@ -198,7 +198,7 @@ _LIBRARY_DIRS = tuple(
 )
 
 
-def _user_stacklevel() -> int:
+def user_stacklevel() -> int:
     """The `stacklevel` that points a warning at the caller's own line."""
     frame = sys._getframe(1)
     level = 1

@@ -20,10 +20,15 @@ import os
 import ssl
 import threading
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
+
+from urllib3.exceptions import InsecureRequestWarning
+
+from langchain_dfehub import _fork
 
 # The environment variables naming a CA bundle, the first one set wins.
 CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -88,6 +93,26 @@ class Connection:
         return {"verify": self.verify, "cert": self.cert, "proxies": proxies}
 
 
+def warn_unverified(url: str, stacklevel: int) -> None:
+    """Warn, once per model, that `verify=False` leaves `url`'s host unchecked.
+
+    The one warning for both paths: httpx says nothing of an unchecked
+    certificate, and urllib3's warning on every request is kept off our
+    sync requests (see `_transport`). Its category is urllib3's
+    `InsecureRequestWarning`, so a filter a user already has for it (as
+    `urllib3.disable_warnings()` sets) covers ours too.
+    """
+    host = urlsplit(url).hostname or url
+    warnings.warn(
+        f"verify=False: TLS certificates of {host} (and of an HTTPS proxy) are"
+        " not checked, on the sync and the async path, so anyone on the network"
+        " path can read and change the traffic. Give verify= the CA bundle that"
+        " signed the server's certificate instead.",
+        InsecureRequestWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 # Default settings, without the environment: for requests built by hand.
 DEFAULT_CONNECTION = Connection()
 
@@ -108,22 +133,55 @@ def build_connection(
     and `proxy=""` connects directly whatever the environment says.
     """
     if verify is True:
-        verify = _ca_bundle_from_environment() or True
+        verify = _ca_bundle_from_environment(url) or True
     if proxy is None:
         proxy = _proxy_from_environment(url)
-    return Connection(
+    connection = Connection(
         verify=verify,
         cert=cert,
         proxy=proxy or None,
         http_client=http_client,
         http_async_client=http_async_client,
     )
+    if isinstance(verify, str) or cert is not None:
+        _check_loadable(connection)
+    return connection
 
 
-def _ca_bundle_from_environment() -> str | None:
+def _check_loadable(connection: Connection) -> None:
+    """Load the CA bundle and client certificate now, on both paths alike.
+
+    Else a file that is not PEM fails each path its own way: a bare
+    `ssl.SSLError` on the async path, a certificate failure on the sync one
+    (after connecting). The context is kept for the async path's clients.
+    """
+    try:
+        connection.ssl_context  # noqa: B018 - built and cached for its errors
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        msg = (
+            f"The CA bundle ({connection.verify!r}) or client certificate"
+            f" ({connection.cert!r}) could not be loaded ({reason}): check that"
+            " they are PEM files, and that the key matches the certificate."
+        )
+        raise ValueError(msg) from None
+
+
+def _ca_bundle_from_environment(url: str) -> str | None:
+    """The CA bundle the environment names, checked to exist for an HTTPS url.
+
+    Else each library fails its own way on the first call (a bare `OSError`
+    from `requests`, a `FileNotFoundError` with no path from `ssl`).
+    """
     for name in CA_BUNDLE_VARIABLES:
         value = os.environ.get(name)
         if value:
+            if urlsplit(url).scheme == "https" and not os.path.exists(value):
+                msg = (
+                    f"{name} names the CA bundle {value!r}, which does not exist:"
+                    f" correct or unset {name}, or give verify= a CA bundle."
+                )
+                raise ValueError(msg)
             return value
     return None
 
@@ -156,6 +214,12 @@ class ConnectionCache:
         self._key: tuple[Any, ...] | None = None
         self._connection = DEFAULT_CONNECTION
         self._lock = threading.Lock()
+        _fork.track(self)
+
+    def forget_inherited(self) -> list[Any]:
+        """In a forked child: a fresh lock, should a thread have held it."""
+        self._lock = threading.Lock()
+        return []
 
     def get(
         self,

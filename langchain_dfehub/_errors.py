@@ -417,7 +417,7 @@ def error_from_status(
             url=url,
         )
     if 300 <= status < 400:
-        return _redirect_error(status, headers, url)
+        return _redirect_error(status, headers, url, secret)
     advice = _ADVICE.get(status)
     if advice is None:
         advice = (
@@ -447,19 +447,18 @@ def error_from_status(
 
 
 def _redirect_error(
-    status: int, headers: Mapping[str, str], url: str
+    status: int, headers: Mapping[str, str], url: str, secret: str | None
 ) -> DfeHubAPIError:
     """A redirect, which ChatDfeHub does not follow: it says where to point.
 
     Following it would re-send the request, with its key, to wherever the
     server says (another host, or a GET without the body); a moved API is
     better fixed once in base_url. The target is shown without credentials
-    or query.
+    or query, nor the key, should the server have put it in the path.
     """
     location = _header(headers, "location")
-    where = (
-        f" to {display_url(urljoin(url, location))}" if location else " (no Location)"
-    )
+    target = _scrub(display_url(urljoin(url, location or "")), secret)
+    where = f" to {target}" if location else " (no Location)"
     message = (
         f"{display_url(url)} answered HTTP {status}, a redirect{where}."
         " ChatDfeHub does not follow redirects, so that the request and its"

@@ -70,6 +70,14 @@ def network_error(kind: Failure, exc: BaseException, request: Request) -> DfeHub
         )
         error.retryable = False
         return error
+    proxy = request.connection.proxy
+    if proxy and request.connection.http_client is None:
+        # The proxy may be what is unreachable: name it (never its password).
+        return DfeHubConnectionError(
+            f"Could not reach {where} through the proxy {display_url(proxy)}"
+            f" ({reason}). Check that the proxy is running (proxy=, or"
+            " HTTPS_PROXY / HTTP_PROXY / ALL_PROXY), and base_url (DFEHUB_BASE_URL)."
+        )
     return DfeHubConnectionError(
         f"Could not reach {where} ({reason}). Check base_url (DFEHUB_BASE_URL)"
         " and that the server is running."

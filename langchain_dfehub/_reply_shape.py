@@ -70,13 +70,15 @@ def _choice_problem(choice: dict[str, Any], name: str) -> str | None:
     if type(calls) is not list:
         return _wrong(f"{where}.tool_calls", calls, "a list")
     for index, call in enumerate(calls):
-        problem = _tool_call_problem(call, f"{where}.tool_calls[{index}]")
+        problem = _tool_call_problem(
+            call, f"{where}.tool_calls[{index}]", streamed=name == "delta"
+        )
         if problem is not None:
             return problem
     return None
 
 
-def _tool_call_problem(call: Any, where: str) -> str | None:
+def _tool_call_problem(call: Any, where: str, *, streamed: bool) -> str | None:
     if type(call) is not dict:
         return _wrong(where, call, "an object")
     for key in ("id", "type"):
@@ -94,7 +96,11 @@ def _tool_call_problem(call: Any, where: str) -> str | None:
     name = function.get("name")
     if name is not None and type(name) is not str:
         return _wrong(f"{where}.function.name", name, "a string")
-    return None  # arguments that are not a JSON string become invalid calls
+    arguments = function.get("arguments")
+    if streamed and arguments is not None and type(arguments) is not str:
+        # Streamed arguments are pieces of one JSON text, joined as strings.
+        return _wrong(f"{where}.function.arguments", arguments, "a string")
+    return None  # whole arguments that are not a JSON string become invalid calls
 
 
 def _usage_problem(usage: Any) -> str | None:

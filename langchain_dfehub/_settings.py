@@ -37,6 +37,35 @@ def check_headers(headers: Mapping[str, str] | None) -> None:
             raise ValueError(msg)
 
 
+def check_json_numbers(value: Any, name: str) -> None:
+    """Refuse NaN or infinity anywhere in `value`, a part of the request body.
+
+    JSON has no such numbers: Python would send `NaN`, which servers reject.
+
+    Raises:
+        ValueError: naming the field and where in it the number is.
+    """
+    for path, number in _floats(value, name):
+        if not math.isfinite(number):
+            msg = (
+                f"{path} is NaN or infinite, which JSON cannot carry; give a"
+                " finite number."
+            )
+            raise ValueError(msg)
+
+
+def _floats(value: Any, path: str) -> list[tuple[str, float]]:
+    if isinstance(value, float):
+        return [(path, value)]
+    if isinstance(value, Mapping):
+        items: Any = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return []
+    return [found for key, item in items for found in _floats(item, f"{path}[{key!r}]")]
+
+
 def check_key(key: str) -> None:
     """Refuse an API key that cannot be sent in a header (without showing it)."""
     if any(char in key for char in _FORBIDDEN_IN_HEADERS):

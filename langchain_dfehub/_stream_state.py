@@ -331,6 +331,9 @@ class JsonReply:
         )
 
 
+_NOT_JSON = object()
+
+
 def read_json_reply(
     body: bytes, url: str | None = None, *, secret: str | None = None
 ) -> dict[str, Any]:
@@ -345,7 +348,11 @@ def read_json_reply(
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise _not_json(text, secret) from None
+        data = _NOT_JSON
+    if data is _NOT_JSON:
+        # Raised out here, so that it does not hold the decoder's error (as
+        # its `__context__`), whose `doc` is the whole body, key and all.
+        raise _not_json(text, secret)
     event = classify_object(data, text)
     if type(event) is Chunk:
         problem = completion_problem(event.data)

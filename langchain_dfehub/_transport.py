@@ -20,6 +20,8 @@ from typing import Any
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
 
 from langchain_dfehub import _fork
 from langchain_dfehub._connection import Connection, NoCookies
@@ -64,7 +66,7 @@ class SyncTransport:
             with self._lock:
                 session = self._sessions.get(connection)
                 if session is None:
-                    session = self._sessions[connection] = _new_session()
+                    session = self._sessions[connection] = _new_session(connection)
         return session
 
     def forget_inherited(self) -> list[Any]:
@@ -209,9 +211,51 @@ def _received(response: requests.Response) -> Iterator[bytes]:
         raise requests.exceptions.ContentDecodingError(exc) from None
 
 
-def _new_session() -> requests.Session:
+class _UncheckedHTTPSPool(HTTPSConnectionPool):
+    """A pool for `verify=False` that does not warn on every request.
+
+    The model warned once when it was built (`warn_unverified`), as the
+    async path does; urllib3 would add an `InsecureRequestWarning` per
+    request. Left out here, in these pools only, rather than by a warnings
+    filter, which is process-wide (and not thread-safe to set per call), or
+    by `urllib3.disable_warnings()`, which would silence the user's own code.
+    """
+
+    def _validate_conn(self, conn: Any) -> None:
+        # urllib3's own, but for the warning: connect early, as it does.
+        super(HTTPSConnectionPool, self)._validate_conn(conn)
+        if getattr(conn, "sock", None) is None:  # `is_closed` in urllib3 2
+            conn.connect()
+
+
+class _UncheckedAdapter(HTTPAdapter):
+    """An adapter whose HTTPS pools, direct or through a proxy, are unchecked."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Make urllib3's pool manager, with unchecked HTTPS pools."""
+        super().init_poolmanager(*args, **kwargs)
+        _use_unchecked_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        """The proxy's pool manager, with unchecked HTTPS pools."""
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _use_unchecked_pools(manager)
+        return manager
+
+
+def _use_unchecked_pools(manager: PoolManager) -> None:
+    classes = dict(manager.pool_classes_by_scheme)
+    if classes.get("https") is HTTPSConnectionPool:  # a SOCKS manager keeps its own
+        classes["https"] = _UncheckedHTTPSPool
+        manager.pool_classes_by_scheme = classes
+
+
+def _new_session(connection: Connection) -> requests.Session:
     session = requests.Session()
-    adapter = HTTPAdapter(pool_maxsize=_POOL_SIZE)
+    if connection.verify is False:
+        adapter: HTTPAdapter = _UncheckedAdapter(pool_maxsize=_POOL_SIZE)
+    else:
+        adapter = HTTPAdapter(pool_maxsize=_POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.cookies.set_policy(NoCookies())

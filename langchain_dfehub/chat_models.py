@@ -37,6 +37,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -46,8 +47,9 @@ from langchain_dfehub._arguments import (
     merge_extra_body,
     refuse_client_settings,
     sort_init_arguments,
+    user_stacklevel,
 )
-from langchain_dfehub._connection import CertFiles, ConnectionCache
+from langchain_dfehub._connection import CertFiles, ConnectionCache, warn_unverified
 from langchain_dfehub._gate import GateState, ServiceGate, gate_for
 from langchain_dfehub._messages import (
     chunk_to_message,
@@ -61,6 +63,7 @@ from langchain_dfehub._settings import (
     check_client,
     check_files,
     check_headers,
+    check_json_numbers,
     check_key,
     check_timeout,
     proxy_with_credentials_from_environment,
@@ -83,6 +86,7 @@ from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
     from langchain_core.language_models.model_profile import ModelProfile
+    from typing_extensions import Self
 
     from langchain_dfehub._async_transport import AsyncTransport
 
@@ -103,6 +107,17 @@ _SAMPLING_FIELDS = (
 _USER_AGENT = f"langchain-dfehub/{__version__}"
 _STREAM_ACCEPT = "text/event-stream, application/json"
 _ASYNC_SETUP = threading.Lock()
+
+
+def _fresh_async_setup_lock() -> None:
+    # A fork while another thread held the lock would leave the child's copy
+    # held for ever, and its first async call waiting on it.
+    global _ASYNC_SETUP
+    _ASYNC_SETUP = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_fresh_async_setup_lock)
 # Marks a pickled model whose credentials were left out (see `__getstate__`).
 _CREDENTIALS_LEFT_OUT = "__dfehub_credentials_left_out__"
 
@@ -283,6 +298,8 @@ class ChatDfeHub(BaseChatModel):
     _url_credentials: SecretStr | None = PrivateAttr(default=None)
     # The proxy URL with its credentials, when `proxy` had some: the same.
     _proxy_url: SecretStr | None = PrivateAttr(default=None)
+    # Whether `verify=False` was warned of, when built or else on first use.
+    _unverified_warned: bool = PrivateAttr(default=False)
     _connections: ConnectionCache = PrivateAttr(default_factory=ConnectionCache)
 
     @field_validator("base_url")
@@ -302,6 +319,12 @@ class ChatDfeHub(BaseChatModel):
         cls, value: float | tuple[float, float] | None
     ) -> float | tuple[float, float] | None:
         check_timeout(value)
+        return value
+
+    @field_validator("model_kwargs", "extra_body")
+    @classmethod
+    def _check_body_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        check_json_numbers(value, str(info.field_name))
         return value
 
     @field_validator("http_client")
@@ -333,10 +356,26 @@ class ChatDfeHub(BaseChatModel):
         if credentials is not None:
             self.base_url = bare
             self._url_credentials = SecretStr(credentials)
+        if self.verify is False:
+            self._unverified_warned = True
+            warn_unverified(self.base_url, user_stacklevel())
         if self.proxy and split_credentials(self.proxy)[1] is not None:
             self._proxy_url = SecretStr(self.proxy)
             self.proxy = split_credentials(self.proxy)[0]
         return self
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        """A deep copy that shares the user's own HTTP clients.
+
+        A client is the user's, with its sockets, locks and event loop: it
+        cannot be copied (deep-copying one raises), and two of them would
+        need closing twice. `copy.copy` and `model_copy` share them too.
+        """
+        memo = {} if memo is None else memo
+        for client in (self.http_client, self.http_async_client):
+            if client is not None:
+                memo[id(client)] = client  # "already copied": as itself
+        return super().__deepcopy__(memo)
 
     def __getstate__(self) -> dict[Any, Any]:
         """Pickle without credentials, which must not travel in clear.
@@ -487,6 +526,10 @@ class ChatDfeHub(BaseChatModel):
         )
         url = chat_completions_url(self.base_url)
         header, secret = authorization(self.api_key, self._url_credentials)
+        if self.verify is False and not self._unverified_warned:
+            # Set on a copy or after the model was built: warned of now.
+            self._unverified_warned = True
+            warn_unverified(self.base_url, user_stacklevel())
         return Request(
             url=url,
             headers=self._headers(stream, header),
@@ -530,9 +573,14 @@ class ChatDfeHub(BaseChatModel):
             "Accept": _STREAM_ACCEPT if stream else "application/json",
             "User-Agent": _USER_AGENT,
         }
+        # Checked again on each call: a copy with new values, or a field set
+        # after the model was built, was not checked then; sent, such a value
+        # would be reported as an unreachable server, and retried.
         if authorization:
+            check_key(authorization)
             headers["Authorization"] = authorization
         if self.default_headers:
+            check_headers(self.default_headers)
             headers.update(self.default_headers)
         return headers
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import json
 import pickle
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,8 @@ import pytest
 import requests
 from hostile_server import HostileServer, http_head
 from langchain_core.load import dumpd
+from pydantic import SecretStr
+from urllib3.exceptions import InsecureRequestWarning
 
 from langchain_dfehub import ChatDfeHub, DfeHubAPIError, DfeHubConnectionError
 from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
@@ -159,12 +164,132 @@ def test_both_paths_read_the_same_ca_bundle_variables(
     assert call(model, mode) == "secure"
 
 
-# urllib3 warns of an unverified request on the sync path; httpx does not.
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 @pytest.mark.parametrize("mode", MODES)
-def test_verify_false_turns_the_check_off(tls_server: HostileServer, mode: str) -> None:
-    model = ChatDfeHub(base_url=tls_server.base_url, verify=False)
-    assert call(model, mode) == "secure"
+@pytest.mark.parametrize("setting", ["verify", "cert"])
+def test_a_file_that_is_not_pem_is_the_same_clear_error_on_both_paths(
+    tls_server: HostileServer, mode: str, setting: str, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    model = ChatDfeHub(
+        base_url=tls_server.base_url, max_retries=2, **{setting: str(junk)}
+    )
+
+    with pytest.raises(ValueError, match="could not be loaded") as caught:
+        call(model, mode)
+
+    assert str(junk) in str(caught.value)
+    assert tls_server.connections == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
+)
+def test_a_ca_bundle_variable_naming_no_file_is_a_clear_error_on_both_paths(
+    tls_server: HostileServer,
+    mode: str,
+    variable: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable, "/no/such/bundle.pem")
+    model = ChatDfeHub(base_url=tls_server.base_url, max_retries=2)
+
+    with pytest.raises(ValueError, match=f"{variable} names the CA bundle") as caught:
+        call(model, mode)
+
+    assert "/no/such/bundle.pem" in str(caught.value)
+    assert tls_server.connections == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_verify_false_turns_the_check_off_with_one_warning_on_both_paths(
+    tls_server: HostileServer, mode: str, streaming: bool
+) -> None:
+    with pytest.warns(InsecureRequestWarning, match="127.0.0.1") as built:
+        model = ChatDfeHub(base_url=tls_server.base_url, verify=False)
+    assert len(built) == 1
+    assert built[0].filename == __file__  # it points at the user's line
+
+    with warnings.catch_warnings(record=True) as calls:
+        warnings.simplefilter("always")
+        assert call(model, mode, streaming) == "secure"
+        assert call(model, mode, streaming) == "secure"
+
+    assert [str(w.message) for w in calls] == []  # not urllib3's, per request
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_verify_false_set_on_a_copy_warns_once_on_its_first_call(
+    tls_server: HostileServer, mode: str
+) -> None:
+    model = ChatDfeHub(base_url=tls_server.base_url)
+    unchecked = model.model_copy(update={"verify": False})
+
+    with pytest.warns(InsecureRequestWarning, match="127.0.0.1") as first:
+        assert call(unchecked, mode) == "secure"
+    assert len(first) == 1
+
+    with warnings.catch_warnings(record=True) as later:
+        warnings.simplefilter("always")
+        assert call(unchecked, mode) == "secure"
+        assert call(unchecked.model_copy(), mode) == "secure"  # knew already
+    assert [str(w.message) for w in later] == []
+
+
+def test_verify_false_leaves_warnings_for_the_users_own_requests_alone(
+    tls_server: HostileServer,
+) -> None:
+    with pytest.warns(InsecureRequestWarning):
+        model = ChatDfeHub(base_url=tls_server.base_url, verify=False)
+    assert call(model, "sync") == "secure"
+
+    with pytest.warns(InsecureRequestWarning, match="Unverified HTTPS request"):
+        requests.get(tls_server.base_url, verify=False, timeout=10)
+
+
+def tunnel_to(server: HostileServer) -> Callable[[socket.socket, bytes], None]:
+    """A proxy's answer to CONNECT: a byte pipe to `server`, whatever was asked."""
+
+    def reply(conn: socket.socket, request: bytes) -> None:
+        assert request.startswith(b"CONNECT ")
+        port = int(server.origin.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as upstream:
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            pipe = threading.Thread(target=copy_bytes, args=(upstream, conn))
+            pipe.start()
+            copy_bytes(conn, upstream)
+            pipe.join(timeout=10)
+
+    return reply
+
+
+def copy_bytes(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+        target.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_verify_false_through_a_proxy_does_not_warn_per_request(
+    tls_server: HostileServer, hostile_server: Start, mode: str
+) -> None:
+    proxy = hostile_server(tunnel_to(tls_server))
+    with pytest.warns(InsecureRequestWarning):
+        model = ChatDfeHub(
+            base_url=tls_server.base_url, verify=False, proxy=proxy.base_url
+        )
+
+    with warnings.catch_warnings(record=True) as calls:
+        warnings.simplefilter("always")
+        assert call(model, mode) == "secure"
+
+    assert [str(w.message) for w in calls] == []
+    assert proxy.connections == 1  # the call went through the proxy
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -234,6 +359,22 @@ def test_proxy_variables_are_read_the_same_on_both_paths(
     monkeypatch.setenv(variable, origin(emulator))
     model = ChatDfeHub(base_url=UNKNOWN_HOST, max_retries=0)
     assert call(model, mode) == "hi"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unreachable_proxy_is_named_without_its_password(mode: str) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    proxy = f"http://carol:{PROXY_PASSWORD}@127.0.0.1:{port}"
+    model = ChatDfeHub(base_url=UNKNOWN_HOST, proxy=proxy, max_retries=0)
+
+    with pytest.raises(DfeHubConnectionError) as caught:
+        call(model, mode)
+
+    text = str(caught.value)
+    assert f"through the proxy http://127.0.0.1:{port}" in text
+    assert PROXY_PASSWORD not in text
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -339,6 +480,40 @@ def test_user_clients_are_not_pickled(emulator: DfeHubEmulator) -> None:
     assert twin.invoke("own connections").content == "own connections"
 
 
+COPIES = {
+    "deepcopy": copy.deepcopy,
+    "copy": copy.copy,
+    "model_copy": lambda model: model.model_copy(),
+    "model_copy-deep": lambda model: model.model_copy(deep=True),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("make_copy", list(COPIES.values()), ids=list(COPIES))
+def test_a_copy_shares_the_users_own_clients_and_uses_them(
+    emulator: DfeHubEmulator, mode: str, make_copy: Callable[[Any], Any]
+) -> None:
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            with requests.Session() as session:
+                model = ChatDfeHub(
+                    base_url=emulator.base_url,
+                    http_client=session,
+                    http_async_client=client,
+                    model_kwargs={"seed": [1]},
+                )
+                twin = make_copy(model)
+                assert twin.http_client is session
+                assert twin.http_async_client is client
+                if mode == "sync":
+                    answer = await asyncio.to_thread(twin.invoke, "copied")
+                else:
+                    answer = await twin.ainvoke("copied")
+                assert answer.content == "copied"
+
+    asyncio.run(run())
+
+
 # --- redirects and cookies ---------------------------------------------------
 
 
@@ -422,3 +597,37 @@ def test_a_key_with_a_line_break_is_refused_without_showing_it() -> None:
     with pytest.raises(ValueError, match="line break") as caught:
         ChatDfeHub(default_headers={"X-Api-Key": "sk-secret-value\r\n"})
     assert "sk-secret-value" not in str(caught.value)
+
+
+SET_AFTERWARDS = {
+    "a copy's header": lambda model: model.model_copy(
+        update={"default_headers": {"X-Team": "a\r\nX-Evil: 1"}}
+    ),
+    "a header set later": lambda model: (
+        setattr(model, "default_headers", {"X-Team": "a\nb"}) or model
+    ),
+    "a key set later": lambda model: (
+        setattr(model, "api_key", SecretStr("sk-secret-value\n")) or model
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize(
+    "change", list(SET_AFTERWARDS.values()), ids=list(SET_AFTERWARDS)
+)
+def test_a_line_break_set_after_the_model_was_built_is_a_bad_setting_not_retried(
+    emulator: DfeHubEmulator,
+    mode: str,
+    streaming: bool,
+    change: Callable[[ChatDfeHub], ChatDfeHub],
+) -> None:
+    model = change(ChatDfeHub(base_url=emulator.base_url, max_retries=2))
+
+    with pytest.raises(ValueError, match="line break") as caught:
+        call(model, mode, streaming)
+
+    assert "sk-secret-value" not in str(caught.value)
+    assert "reach" not in str(caught.value)
+    assert emulator.requests == []  # refused before sending, never retried

@@ -13,13 +13,15 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import signal
+import time
 import warnings
 import weakref
 from typing import Any
 
 import pytest
 
-from langchain_dfehub import ChatDfeHub
+from langchain_dfehub import ChatDfeHub, chat_models
 from langchain_dfehub.testing import DfeHubEmulator
 
 RUNS = 100
@@ -163,3 +165,52 @@ def test_forked_children_do_not_use_the_parents_async_clients(
         _forked_model, _forked_loop = None, None
         loop.run_until_complete(model.aclose())
         loop.close()
+
+
+def _exit_code_of_child(run: Any, seconds: float = 30.0) -> int | None:
+    """Fork; run `run` in the child; its exit code, or None if it hung."""
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        code = 1
+        try:
+            code = 0 if run() else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+@needs_fork
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_fork_while_another_thread_holds_a_setup_lock_does_not_hang_the_child(
+    model: ChatDfeHub, mode: str
+) -> None:
+    # A model that has not been called: the child's first call takes the
+    # locks that build its connection settings and async transport.
+    fresh = model.model_copy(update={"timeout": CHILD_READ_TIMEOUT})
+    locks = [chat_models._ASYNC_SETUP, fresh._connections._lock]
+    for lock in locks:
+        lock.acquire()
+    try:
+
+        def answer() -> bool:
+            if mode == "sync":
+                return fresh.invoke("the child").content == "the child"
+            reply = asyncio.run(fresh.ainvoke("the child"))
+            return reply.content == "the child"
+
+        code = _exit_code_of_child(answer)
+    finally:
+        for lock in locks:
+            lock.release()
+
+    assert code == 0, (
+        "the child hung on a lock held at the fork" if code is None else code
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import socket
 import threading
 import time
@@ -218,10 +219,32 @@ def test_a_timeout_pair_with_nan_or_infinity_is_refused(value: float) -> None:
         ChatDfeHub(timeout=(5.0, value))
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("extra", [{"temperature": math.nan}, {"seed": math.inf}])
 def test_a_call_argument_json_cannot_carry_is_a_clear_error(
-    extra: dict[str, Any],
+    extra: dict[str, Any], mode: str
 ) -> None:
     model = ChatDfeHub(base_url="http://127.0.0.1:9/v1", max_retries=0)
+
+    def call() -> Any:
+        if mode == "sync":
+            return model.invoke("hi", **extra)
+        return asyncio.run(model.ainvoke("hi", **extra))
+
     with pytest.raises(ValueError, match="NaN or infinite"):
-        model.invoke("hi", **extra)
+        call()
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"model_kwargs": {"seed": math.nan}}, "model_kwargs['seed']"),
+        ({"seed": math.inf}, "model_kwargs['seed']"),
+        ({"extra_body": {"top_k": [1.0, -math.inf]}}, "extra_body['top_k'][1]"),
+    ],
+)
+def test_nan_or_infinity_in_the_body_fields_is_refused_when_the_model_is_built(
+    settings: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
+        ChatDfeHub(**settings)

@@ -63,6 +63,12 @@ WRONG_CHUNKS = {
     "choices is an object": ({"choices": {}}, "choices"),
     "usage counts are text": ({"choices": [], "usage": USAGE_AS_TEXT}, "usage"),
     "tool_calls is an object": (chunk({"tool_calls": {}}), "delta.tool_calls"),
+    "a tool call's arguments are a number": (
+        chunk(
+            {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": 5}}]}
+        ),
+        "tool_calls[0].function.arguments",
+    ),
     "a tool call's index is text": (
         chunk({"tool_calls": [{"index": "0", "function": {"name": "f"}}]}),
         "tool_calls[0].index",

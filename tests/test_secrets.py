@@ -72,6 +72,10 @@ ECHOES = {
         200, f"<html>key {SECRET} refused</html>", content_type="text/html"
     ),
 }
+# Not a 2xx reply, but a header rather than a body: scrubbed alike.
+ECHOES["a redirect's target"] = ErrorStatus(
+    307, headers={"Location": f"http://elsewhere.example/{SECRET}/v1"}
+)
 STREAM_ECHOES = {
     "an in-stream detail": Malformed(line=json.dumps({"detail": f"{SECRET} slow"})),
     "an in-stream error": Malformed(
@@ -93,7 +97,17 @@ class ErrorRecorder(BaseCallbackHandler):
 
 
 def everything_shown(error: BaseException) -> str:
-    return " ".join([str(error), repr(error), repr(vars(error)), *map(str, error.args)])
+    """What the error shows, and what the errors it holds (chained) keep."""
+    shown = []
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        shown += [str(current), repr(current), repr(vars(current))]
+        shown += [str(arg) for arg in current.args]
+        shown.append(str(getattr(current, "doc", "")))  # a JSONDecodeError's input
+        current = current.__cause__ or current.__context__
+    return " ".join(shown)
 
 
 @pytest.fixture
