@@ -9,6 +9,7 @@ instead of printing its whole chain.
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 _CHAT_PATH = "/chat/completions"
 
 
+# The URL functions are pure and run on every request with the same few
+# URLs: a small cache takes them off the path of a call.
+@functools.lru_cache(maxsize=64)
 def chat_completions_url(base_url: str) -> str:
     """The chat-completions endpoint under a base URL.
 
@@ -37,6 +41,7 @@ def chat_completions_url(base_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+@functools.lru_cache(maxsize=64)
 def display_url(url: str) -> str:
     """The URL without user info, query or fragment: safe to print."""
     try:
