@@ -61,8 +61,7 @@ class wait_backoff(wait_base):  # noqa: N801 - named like tenacity's waits
 
     def __call__(self, retry_state: RetryCallState) -> float:
         """Return the seconds to sleep before the next attempt."""
-        errors = _call(retry_state).errors if _has_call(retry_state) else 1
-        doublings = min(max(errors, 1) - 1, _MAX_DOUBLINGS)
+        doublings = min(max(_call(retry_state).errors, 1) - 1, _MAX_DOUBLINGS)
         jitter = random.uniform(0, self.initial)  # noqa: S311 - not for secrets
         return max(0.0, min(self.initial * 2.0**doublings + jitter, self.maximum))
 
@@ -109,10 +108,6 @@ def _failure(retry_state: RetryCallState) -> DfeHubError | None:
         return None
     error = outcome.exception()
     return error if isinstance(error, DfeHubError) else None
-
-
-def _has_call(retry_state: RetryCallState) -> bool:
-    return isinstance(getattr(retry_state.retry_object, "dfehub_call", None), Call)
 
 
 def _call(retry_state: RetryCallState) -> Call:

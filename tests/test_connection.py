@@ -30,6 +30,7 @@ import pytest
 import requests
 from hostile_server import HostileServer, http_head
 from langchain_core.load import dumpd
+from model_calls import call
 from pydantic import SecretStr
 from urllib3.exceptions import InsecureRequestWarning
 
@@ -38,20 +39,6 @@ from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
 
 MODES = ["sync", "async"]
 Start = Callable[..., HostileServer]
-
-
-def call(model: ChatDfeHub, mode: str, streaming: bool = False) -> str:
-    if mode == "sync":
-        if streaming:
-            return "".join(str(c.content) for c in model.stream("hi"))
-        return str(model.invoke("hi").content)
-
-    async def run() -> str:
-        if streaming:
-            return "".join([str(c.content) async for c in model.astream("hi")])
-        return str((await model.ainvoke("hi")).content)
-
-    return asyncio.run(run())
 
 
 def answer(conn: socket.socket, request: bytes) -> None:

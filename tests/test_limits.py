@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from hostile_server import HostileServer, http_head
+from model_calls import call
 
 from langchain_dfehub import (
     ChatDfeHub,
@@ -33,20 +34,6 @@ from langchain_dfehub._sse import MAX_LINE_BYTES, Malformed, SSEDecoder
 
 MODES = ["sync", "async"]
 Start = Callable[..., HostileServer]
-
-
-def call(model: ChatDfeHub, mode: str, streaming: bool) -> str:
-    if mode == "sync":
-        if streaming:
-            return "".join(str(c.content) for c in model.stream("hi"))
-        return str(model.invoke("hi").content)
-
-    async def run() -> str:
-        if streaming:
-            return "".join([str(c.content) async for c in model.astream("hi")])
-        return str((await model.ainvoke("hi")).content)
-
-    return asyncio.run(run())
 
 
 # --- the decoder's line limit ------------------------------------------------------
