@@ -171,6 +171,8 @@ class DfeHubRateLimitError(DfeHubError, ModelRateLimitError):
 
     Attributes:
         detail: The server's throttle text.
+        waited: Seconds the call spent waiting at the service's gate before
+            this error ended it.
     """
 
     retryable = True
@@ -185,6 +187,7 @@ class DfeHubRateLimitError(DfeHubError, ModelRateLimitError):
     ) -> None:
         super().__init__(message, status_code=status_code, retry_after=retry_after)
         self.detail = detail
+        self.waited = 0.0
 
 
 class DfeHubTimeoutError(DfeHubError, ModelTimeoutError, TimeoutError):
@@ -373,7 +376,7 @@ def _throttled(
     detail: str, wait: float | None, status_code: int | None, url: str | None = None
 ) -> DfeHubRateLimitError:
     if wait is None:
-        asked = "it gave no wait"
+        asked = "it gave no usable wait"
     elif wait <= 0:
         asked = "it named a wait already over"
         wait = 0.0

@@ -11,18 +11,36 @@ they come from:
   throttled; waiting there is not a failed attempt.
 - **Paced:** when the gate reopens, the waiting calls are not all let go at
   once. The gate learns the service's rate from what it admitted before the
-  throttle (see `_estimate_rate`) and spaces sends a little below it. A
+  throttle (see `_Lane.estimate_rate`) and spaces sends a little below it. A
   service that never throttles is never paced; the pace relaxes again when
   throttles stop.
+- **Probing:** a throttle that named no usable wait (none at all, or one
+  that cannot be real) says nothing of when the service frees up. The gate
+  then reopens for one probe only; the waiting calls follow once the service
+  admits it, and a throttled probe closes it again for a longer backoff. So a
+  service that throttles late and without a wait (a gateway with a
+  requests-per-minute limit) gets one request at a time, never a wave. A gate
+  closed for longer than a call may wait also lets one call through as a
+  probe every `PROBE_EVERY` seconds: no single throttle shuts a service out.
+
+A gate has *lanes*: one for the whole service, and one per model. A throttle
+about one model (per-model limits, as OpenAI, LiteLLM deployments and
+OpenRouter have) closes that model's lane only; a throttle about the client
+(Django REST Framework's, the DfeHub service's) closes the service lane, which
+every call passes. A call waits at both the service lane and its model's.
 
 `ServiceGate` is the pure core: it decides from times and events, under a
-lock, and never sleeps. The retry policy wraps it in thin sync and async
-waits (`_retry`), so both paths queue the same way.
+lock, and never sleeps. A call's slot is its own until it enters or releases
+it, so a call that leaves without sending (refused by a bound, cancelled,
+interrupted) gives its place back. The retry policy wraps the gate in thin
+sync and async waits (`_retry`), so both paths queue the same way.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -33,6 +51,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from langchain_dfehub._throttle import usable_wait
 from langchain_dfehub._urls import service_name
 
 logger = logging.getLogger("langchain_dfehub")
@@ -51,10 +70,19 @@ _RELAX_EVERY = 30.0
 _RELAX_WAITS = 30.0
 _INCREASE = 1.25
 _RELAXED_AFTER = 12
-# A throttle that names no wait (or a wait already over) closes the gate for
-# a short backoff that doubles with each such throttle in a row.
+# A throttle that names no wait closes the gate for a short backoff that
+# doubles with each throttle in a row (no admitted send between them); the
+# same backoff is the floor of any wait once throttles come in a row, so a
+# server that keeps asking for a millisecond is not asked again at once.
 _BACKOFF_FIRST = 0.25
 _BACKOFF_MAX = 8.0
+# How often a gate closed longer than a call may wait lets one call through.
+PROBE_EVERY = 30.0
+# A probe not reported back within this long no longer holds the gate (its
+# call was lost in a way no exception told of).
+_PROBE_LEASE = 180.0
+# How often calls waiting for a probe's answer look again.
+_PROBE_POLL = 0.1
 # How many admitted sends the rate estimate looks back on.
 _HISTORY = 4096
 
@@ -72,6 +100,8 @@ class GateState:
         throttled: Requests the service throttled.
         throttle_events: Distinct throttles; the requests in flight when the
             gate closed count as one event.
+        probing: Whether the gate lets one probe through before the rest
+            (after a throttle that named no wait, until one is admitted).
     """
 
     closed_for: float
@@ -80,15 +110,39 @@ class GateState:
     admitted: int
     throttled: int
     throttle_events: int
+    probing: bool = False
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """What one reservation holds in one lane."""
+
+    lane: _Lane
+    epoch: int
+    slot: float | None  # a paced slot, given back if never used
+    probe: bool  # whether this call is the lane's probe
 
 
 @dataclass(frozen=True)
 class Reservation:
-    """When a call may pass: `at` (monotonic), holding a send slot or not."""
+    """When a call may pass: `at` (monotonic), and what it holds meanwhile.
+
+    `holds_slot` is False when the call only waits for a closed gate to
+    reopen (it holds nothing, and reserves again then); `refused` when the
+    wait is longer than the call allowed, so nothing was taken at all.
+    """
 
     at: float
     epoch: int
     holds_slot: bool
+    refused: bool = False
+    holds: tuple[_Hold, ...] = ()
+    id: int = 0
+
+    @property
+    def probe(self) -> bool:
+        """Whether the call goes as a probe of a closed or probing lane."""
+        return any(hold.probe for hold in self.holds)
 
 
 @dataclass(frozen=True)
@@ -96,145 +150,139 @@ class Ticket:
     """A send the gate let through, reported back once its fate is known."""
 
     sent_at: float
+    holds: tuple[_Hold, ...] = ()
+    id: int = 0
+
+    @property
+    def probe(self) -> bool:
+        """Whether this send is a probe."""
+        return any(hold.probe for hold in self.holds)
 
 
-class ServiceGate:
-    """The shared gate of one service; thread-safe, never blocks on I/O.
+class _Lane:
+    """The state and decisions of one lane; every method runs under the lock."""
 
-    Args:
-        name: The service's host, for log lines.
-        clock: Monotonic seconds (tests pass a fake one).
-    """
-
-    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._closed_until = 0.0
-        self._closed_at = -math.inf  # when the last throttle event closed it
-        self._epoch = 0  # advanced by every throttle event
-        self._interval: float | None = None  # seconds between sends when paced
-        self._next_slot = 0.0
-        self._last_event = 0.0
-        self._relaxations = 0
-        self._relax_every = _RELAX_EVERY
-        self._held_pace: float | None = None  # the pace before the last relaxing
-        self._backoffs_in_row = 0
-        self._episode_start = -1.0  # sends since then feed the next estimate
-        self._learning = False  # a closing whose pace is learned at reopening
-        self._pace_before: float | None = None
-        self._relaxed_too_far = False
-        self._admitted_at: deque[float] = deque(maxlen=_HISTORY)
-        self._sent = 0
-        self._admitted = 0
-        self._throttled = 0
-        self._events = 0
+        self.closed_until = 0.0
+        self.closed_at = -math.inf  # when the last throttle event closed it
+        self.epoch = 0  # advanced by every throttle event
+        self.interval: float | None = None  # seconds between sends when paced
+        self.held: list[float] = []  # paced slots reserved and not yet used
+        self.last_sent = -math.inf
+        self.last_event = 0.0
+        self.relaxations = 0
+        self.relax_every = _RELAX_EVERY
+        self.held_pace: float | None = None  # the pace before the last relaxing
+        self.in_row = 0  # throttle events with no admitted send between them
+        self.episode_start = -1.0  # sends since then feed the next estimate
+        self.learning = False  # a closing whose pace is learned at reopening
+        self.pace_before: float | None = None
+        self.relaxed_too_far = False
+        self.admitted_at: deque[float] = deque(maxlen=_HISTORY)
+        # Probing: after a throttle with no usable wait, and for gates closed
+        # longer than a call may wait.
+        self.probing = False
+        self.probe_id = 0  # the reservation or ticket holding the probe
+        self.probe_since = -math.inf
+        self.last_long_probe = -math.inf
 
     # --- passing -----------------------------------------------------------
 
-    def reserve(self, now: float) -> Reservation:
-        """Say when a call may send: now, at its paced slot, or at reopening."""
-        with self._lock:
-            if now < self._closed_until:
-                return Reservation(self._closed_until, self._epoch, holds_slot=False)
-            if self._learning:
-                self._learn()
-            self._relax(now)
-            if self._interval is None:
-                return Reservation(now, self._epoch, holds_slot=True)
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
-            return Reservation(slot, self._epoch, holds_slot=True)
+    def probe_free(self, now: float) -> bool:
+        return self.probe_id == 0 or now - self.probe_since > _PROBE_LEASE
 
-    def enter(self, reservation: Reservation, now: float) -> Ticket | None:
-        """Send now if the reservation still holds; None means reserve again.
+    def next_slot(self, now: float) -> float:
+        """The first paced moment from `now` that no held slot is too near."""
+        assert self.interval is not None
+        interval = self.interval
+        slot = max(now, self.last_sent + interval)
+        for held in self.held:
+            if slot + interval <= held:
+                break
+            slot = max(slot, held + interval)
+        return slot
 
-        A reservation made before a throttle closed the gate no longer holds:
-        the call queues again behind the new closing.
-        """
-        with self._lock:
-            if (
-                not reservation.holds_slot
-                or reservation.epoch != self._epoch
-                or now < self._closed_until
-            ):
-                return None
-            self._sent += 1
-            if self._episode_start < 0:
-                self._episode_start = now
-            return Ticket(now)
+    def ready(self) -> None:
+        """Bring the lane up to date before it is asked for a slot."""
+        if self.learning and not self.probing:
+            self.learn(self.closed_until)
+
+    def take_slot(self, slot: float) -> None:
+        bisect.insort(self.held, slot)
+
+    def give_back(self, hold: _Hold) -> None:
+        if hold.epoch == self.epoch and hold.slot is not None:
+            index = bisect.bisect_left(self.held, hold.slot)
+            if index < len(self.held) and self.held[index] == hold.slot:
+                del self.held[index]
 
     # --- outcomes ----------------------------------------------------------
 
-    def admitted(self, ticket: Ticket) -> None:
-        """The service answered this send without throttling it."""
-        with self._lock:
-            self._admitted += 1
-            self._backoffs_in_row = 0
-            self._admitted_at.append(ticket.sent_at)
+    def admitted(self, hold: _Hold, sent_at: float, ticket_id: int) -> None:
+        self.in_row = 0
+        if self.probe_id == ticket_id:
+            self.probe_id = 0
+            if self.probing:
+                self.probing = False
+                if self.learning:
+                    # The service had room when the probe left: that is the
+                    # reopening the rate estimate reads from.
+                    self.learn(sent_at)
+            if self.closed_until > sent_at:
+                # A long closing, and the probe got through: it is over.
+                self.closed_until = sent_at
+                self.epoch += 1
+                self.held.clear()
+                logger.info("%s admitted a probe; reopening.", self.name)
+        self.admitted_at.append(sent_at)
 
-    def throttled(self, ticket: Ticket, wait: float | None, now: float) -> float:
-        """The service throttled this send; close the gate. Returns the closing.
+    def throttled(self, sent_at: float, wait: float | None, now: float) -> bool:
+        """Close the lane; return whether this was a new throttle event."""
+        new_event = sent_at > self.closed_at
+        wait = usable_wait(wait)
+        if new_event:
+            self.in_row += 1
+        floor = _floor(self.in_row)
+        if wait is None and new_event:
+            self.probing = True  # no word on when: reopen for one probe
+        if wait is None or wait <= 0:
+            wait = _backoff(self.in_row)
+        wait = max(wait, floor)
+        if not new_event:
+            self.closed_until = min(self.closed_until, now + wait)
+            return False
+        self.epoch += 1
+        self.held.clear()
+        self.closed_at = self.last_event = now
+        self.closed_until = now + wait
+        if not self.learning:
+            self.learning = True
+            self.pace_before = self.pace()
+            if self.relaxations:
+                self.pace_before = self.held_pace
+                self.relaxed_too_far = True
+        self.relaxations = 0
+        self.relax_every = max(_RELAX_EVERY, _RELAX_WAITS * wait)
+        logger.warning(
+            "%s throttled a request; holding every call to it for %.3g s%s.",
+            self.name,
+            wait,
+            ", then one probe" if self.probing else "",
+        )
+        return True
 
-        Sends that left before the gate closed are answered after it did:
-        their throttles belong to the same event. Each of their waits bounds
-        the same reopening from above (rounded up, and late by the trip back),
-        so the earliest bound holds. The pace is learned when the gate
-        reopens, once the answers to the sends in flight at the closing have
-        come in.
-        """
-        with self._lock:
-            self._throttled += 1
-            new_event = ticket.sent_at > self._closed_at
-            if wait is None or wait <= 0:
-                if new_event:
-                    self._backoffs_in_row += 1
-                wait = _backoff(self._backoffs_in_row)
-            if not new_event:
-                self._closed_until = min(self._closed_until, now + wait)
-                self._next_slot = self._closed_until
-                return self._closed_until
-            self._events += 1
-            self._epoch += 1
-            self._closed_at = self._last_event = now
-            self._closed_until = self._next_slot = now + wait
-            if not self._learning:
-                self._learning = True
-                self._pace_before = self.pace_locked()
-                if self._relaxations:
-                    self._pace_before = self._held_pace
-                    self._relaxed_too_far = True
-            self._relaxations = 0
-            self._relax_every = max(_RELAX_EVERY, _RELAX_WAITS * wait)
-            logger.warning(
-                "%s throttled a request; holding every call to it for %.3g s.",
-                self.name,
-                wait,
-            )
-            return self._closed_until
-
-    # --- reading -----------------------------------------------------------
-
-    def state(self) -> GateState:
-        """A snapshot of the gate, for users and tests."""
-        now = self.clock()
-        with self._lock:
-            return GateState(
-                closed_for=max(0.0, self._closed_until - now),
-                pace=self.pace_locked(),
-                sent=self._sent,
-                admitted=self._admitted,
-                throttled=self._throttled,
-                throttle_events=self._events,
-            )
-
-    def pace_locked(self) -> float | None:
-        """Sends per second while paced (call with the lock held)."""
-        return None if self._interval is None else 1.0 / self._interval
+    def settled(self, ticket_id: int) -> None:
+        """A send ended with no verdict on the throttle (or never left)."""
+        if self.probe_id == ticket_id:
+            self.probe_id = 0
 
     # --- learning ----------------------------------------------------------
 
-    def _estimate_rate(self, reopens_at: float) -> tuple[float | None, int]:
+    def pace(self) -> float | None:
+        return None if self.interval is None else 1.0 / self.interval
+
+    def estimate_rate(self, reopens_at: float) -> tuple[float | None, int]:
         """The rate the admitted sends of this episode show the service allows.
 
         A sliding-window throttle (DRF's) admits N sends per period P and, once
@@ -250,8 +298,8 @@ class ServiceGate:
         """
         best: float | None = None
         count = 0
-        for sent_at in reversed(self._admitted_at):
-            if sent_at < self._episode_start:
+        for sent_at in reversed(self.admitted_at):
+            if sent_at < self.episode_start:
                 break
             count += 1
             span = _drf_period(reopens_at - sent_at)
@@ -259,24 +307,24 @@ class ServiceGate:
                 best = count / span
         return best, count
 
-    def _learn(self) -> None:
+    def learn(self, reopens_at: float) -> None:
         """Set the pace at reopening, from what the last episode showed."""
-        self._learning = False
-        rate, admitted = self._estimate_rate(self._closed_until)
-        old_pace = self._pace_before
+        self.learning = False
+        rate, admitted = self.estimate_rate(reopens_at)
+        old_pace = self.pace_before
         if rate is None:
             # Nothing was admitted since the last reopening: the pace, if
             # any, was too fast for what the service allows now.
             pace = None if old_pace is None else old_pace * _DECREASE
-        elif self._relaxed_too_far and old_pace is not None:
+        elif self.relaxed_too_far and old_pace is not None:
             pace = old_pace  # it held until the pace was relaxed past it
         else:
             pace = rate * _SAFETY
             if old_pace is not None:
                 pace = min(pace, old_pace * _DECREASE)
-        self._relaxed_too_far = False
-        self._interval = None if pace is None else 1.0 / pace
-        self._episode_start = self._closed_until
+        self.relaxed_too_far = False
+        self.interval = None if pace is None else 1.0 / pace
+        self.episode_start = reopens_at
         if pace is not None and pace != old_pace:
             logger.info(
                 "%s reopened; pacing requests at %.3g/s (learned from %d admitted"
@@ -286,30 +334,256 @@ class ServiceGate:
                 admitted,
             )
 
-    def _relax(self, now: float) -> None:
-        """Ease the pace once throttles have stopped (call with the lock held)."""
-        if self._interval is None:
+    def relax(self, now: float) -> None:
+        """Ease the pace once throttles have stopped."""
+        if self.interval is None:
             return
-        steps = int((now - self._last_event) // self._relax_every) - self._relaxations
+        steps = int((now - self.last_event) // self.relax_every) - self.relaxations
         if steps <= 0:
             return
-        self._relaxations += steps
-        self._held_pace = _INCREASE ** (steps - 1) / self._interval
-        if self._relaxations >= _RELAXED_AFTER:
-            self._interval = None
+        self.relaxations += steps
+        self.held_pace = _INCREASE ** (steps - 1) / self.interval
+        if self.relaxations >= _RELAXED_AFTER:
+            self.interval = None
+            self.held.clear()
             logger.info(
                 "%s has not throttled for %g s; no longer pacing requests.",
                 self.name,
-                self._relaxations * self._relax_every,
+                self.relaxations * self.relax_every,
             )
             return
-        self._interval /= _INCREASE**steps
+        self.interval /= _INCREASE**steps
         logger.info(
             "%s has not throttled for %g s; pacing relaxed to %.3g requests/s.",
             self.name,
-            self._relaxations * self._relax_every,
-            1.0 / self._interval,
+            self.relaxations * self.relax_every,
+            1.0 / self.interval,
         )
+
+
+class ServiceGate:
+    """The shared gate of one service; thread-safe, never blocks on I/O.
+
+    Args:
+        name: The service's host, for log lines.
+        clock: Monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.clock = clock
+        # Seconds between probes of a gate closed longer than a call may
+        # wait, counted from the closing (tests shorten it).
+        self.probe_every = PROBE_EVERY
+        self._lock = threading.Lock()
+        self._service = _Lane(name)
+        self._models: dict[str, _Lane] = {}
+        self._ids = itertools.count(1)
+        self._sent = 0
+        self._admitted = 0
+        self._throttled = 0
+        self._events = 0
+
+    def _lanes(self, model: str | None, create: bool = True) -> list[_Lane]:
+        if model is None:
+            return [self._service]
+        lane = self._models.get(model)
+        if lane is None:
+            if not create:
+                return [self._service]
+            lane = self._models[model] = _Lane(f"{self.name} (model {model})")
+        return [self._service, lane]
+
+    # --- passing -----------------------------------------------------------
+
+    def reserve(
+        self, now: float, model: str | None = None, limit: float = math.inf
+    ) -> Reservation:
+        """Say when a call may send: now, at its paced slot, or at reopening.
+
+        `limit` is the longest the call may wait: a paced slot further away
+        is not taken (the reservation comes back `refused`), so a call that
+        cannot wait costs the others nothing.
+        """
+        with self._lock:
+            lanes = self._lanes(model)
+            rid = next(self._ids)
+            # A closed lane, or one waiting for its probe's answer: nothing
+            # is held, and the call reserves again at the moment given.
+            closed_at = now
+            probes: list[_Lane] = []
+            for lane in lanes:
+                if now < lane.closed_until:
+                    wait = lane.closed_until - now
+                    if (
+                        wait > limit
+                        and lane.probe_free(now)
+                        and now - max(lane.last_long_probe, lane.closed_at)
+                        >= self.probe_every
+                    ):
+                        probes.append(lane)  # every so often, one goes through
+                    else:
+                        closed_at = max(closed_at, lane.closed_until)
+                elif lane.probing:
+                    if lane.probe_free(now):
+                        probes.append(lane)
+                    else:
+                        closed_at = max(closed_at, now + _PROBE_POLL)
+            if closed_at > now:
+                return Reservation(
+                    closed_at,
+                    self._service.epoch,
+                    holds_slot=False,
+                    refused=closed_at - now > limit,
+                    id=rid,
+                )
+            at = now
+            for lane in lanes:
+                if lane not in probes:
+                    lane.ready()
+                    lane.relax(now)
+                    if lane.interval is not None:
+                        at = max(at, lane.next_slot(at))
+            if at - now > limit:
+                return Reservation(
+                    at, self._service.epoch, holds_slot=False, refused=True, id=rid
+                )
+            holds = []
+            for lane in lanes:
+                probe = lane in probes
+                slot = None
+                if probe:
+                    lane.probe_id = rid
+                    lane.probe_since = now
+                    if now < lane.closed_until:
+                        lane.last_long_probe = now
+                elif lane.interval is not None:
+                    slot = lane.next_slot(at)
+                    lane.take_slot(slot)
+                holds.append(_Hold(lane, lane.epoch, slot, probe))
+            return Reservation(
+                at, self._service.epoch, holds_slot=True, holds=tuple(holds), id=rid
+            )
+
+    def enter(self, reservation: Reservation, now: float) -> Ticket | None:
+        """Send now if the reservation still holds; None means reserve again.
+
+        A reservation made before a throttle closed the gate no longer holds:
+        the call queues again behind the new closing (and what it held is
+        given back).
+        """
+        with self._lock:
+            if not reservation.holds_slot:
+                return None
+            valid = all(
+                hold.epoch == hold.lane.epoch
+                and (
+                    hold.lane.probe_id == reservation.id
+                    if hold.probe
+                    else now >= hold.lane.closed_until and not hold.lane.probing
+                )
+                for hold in reservation.holds
+            )
+            if not valid:
+                self._release_locked(reservation)
+                return None
+            for hold in reservation.holds:
+                hold.lane.give_back(hold)
+                hold.lane.last_sent = max(hold.lane.last_sent, now)
+                if hold.lane.episode_start < 0:
+                    hold.lane.episode_start = now
+            self._sent += 1
+            return Ticket(now, reservation.holds, reservation.id)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give back what a reservation holds: its call leaves unsent."""
+        with self._lock:
+            self._release_locked(reservation)
+
+    def _release_locked(self, reservation: Reservation) -> None:
+        for hold in reservation.holds:
+            hold.lane.give_back(hold)
+            if hold.probe:
+                hold.lane.settled(reservation.id)
+
+    # --- outcomes ----------------------------------------------------------
+
+    def admitted(self, ticket: Ticket) -> None:
+        """The service answered this send without throttling it."""
+        with self._lock:
+            self._admitted += 1
+            for lane in self._ticket_lanes(ticket):
+                lane.admitted(_hold_of(ticket, lane), ticket.sent_at, ticket.id)
+
+    def throttled(
+        self,
+        ticket: Ticket,
+        wait: float | None,
+        now: float,
+        *,
+        per_model: bool = False,
+    ) -> float:
+        """The service throttled this send; close a lane. Returns the closing.
+
+        Sends that left before the lane closed are answered after it did:
+        their throttles belong to the same event. Each of their waits bounds
+        the same reopening from above (rounded up, and late by the trip back),
+        so the earliest bound holds. The pace is learned when the lane
+        reopens, once the answers to the sends in flight at the closing have
+        come in. `per_model` closes the model's lane only.
+        """
+        with self._lock:
+            self._throttled += 1
+            lanes = self._ticket_lanes(ticket)
+            lane = lanes[-1] if per_model else lanes[0]
+            for other in lanes:
+                if other is not lane:
+                    other.settled(ticket.id)
+            if lane.probe_id == ticket.id:
+                lane.probe_id = 0
+            if lane.throttled(ticket.sent_at, wait, now):
+                self._events += 1
+            return lane.closed_until
+
+    def settled(self, ticket: Ticket) -> None:
+        """The send ended without a verdict (a network failure, a cancel)."""
+        with self._lock:
+            for lane in self._ticket_lanes(ticket):
+                lane.settled(ticket.id)
+
+    def _ticket_lanes(self, ticket: Ticket) -> list[_Lane]:
+        if ticket.holds:
+            return [hold.lane for hold in ticket.holds]
+        return [self._service]  # a ticket made by hand (tests)
+
+    # --- reading -----------------------------------------------------------
+
+    def state(self, model: str | None = None) -> GateState:
+        """A snapshot of the gate (for `model`'s calls), for users and tests."""
+        now = self.clock()
+        with self._lock:
+            lanes = self._lanes(model, create=False)
+            paces = [pace for lane in lanes if (pace := lane.pace()) is not None]
+            return GateState(
+                closed_for=max(0.0, *(lane.closed_until - now for lane in lanes)),
+                pace=min(paces) if paces else None,
+                sent=self._sent,
+                admitted=self._admitted,
+                throttled=self._throttled,
+                throttle_events=self._events,
+                probing=any(lane.probing for lane in lanes),
+            )
+
+    def pace_locked(self) -> float | None:
+        """The service lane's sends per second while paced (lock held)."""
+        return self._service.pace()
+
+
+def _hold_of(ticket: Ticket, lane: _Lane) -> _Hold:
+    for hold in ticket.holds:
+        if hold.lane is lane:
+            return hold
+    return _Hold(lane, lane.epoch, None, probe=False)
 
 
 # The periods of DRF's rates ("10/s", "3/m", "100/h", "1000/d"), and how far
@@ -327,8 +601,15 @@ def _drf_period(span: float) -> float:
 
 
 def _backoff(in_row: int) -> float:
-    base = min(_BACKOFF_FIRST * 2.0 ** min(in_row - 1, 32), _BACKOFF_MAX)
+    base = min(_BACKOFF_FIRST * 2.0 ** min(max(in_row, 1) - 1, 32), _BACKOFF_MAX)
     return base + random.uniform(0, _BACKOFF_FIRST)  # noqa: S311 - not for secrets
+
+
+def _floor(in_row: int) -> float:
+    """The least wait after `in_row` throttles in a row: none for the first."""
+    if in_row <= 1:
+        return 0.0
+    return min(_BACKOFF_FIRST * 2.0 ** min(in_row - 2, 32), _BACKOFF_MAX)
 
 
 # --- the registry: one gate per service per process ---------------------------

@@ -9,8 +9,15 @@ Two kinds of failure, bounded two ways:
 - **Throttles** are the service saying "not now" to every caller at once, so
   they are waited out at the service's shared gate (`_gate`), not counted as
   failed attempts: a fair queue of many calls would exhaust any count. They
-  are bounded by time instead: `max_retry_wait` for one wait the server asks,
-  `throttle_budget` for all the throttle waits of one call.
+  are bounded by time instead: `max_retry_wait` for one wait (asked by the
+  server, or left at the gate), `throttle_budget` for the whole throttle loop
+  of one call (its throttled requests and its waits), and by a cap on the
+  throttled requests of one call (`MAX_THROTTLED_REQUESTS`). Every bound is
+  checked before a call takes a place at the gate, and a call that leaves
+  the gate unsent, for whatever reason, gives its place back.
+- `max_retries=0` means one request and no waiting, as in every LangChain
+  integration: a throttle, or a gate that would make the call wait, raises
+  `DfeHubRateLimitError` at once with `retry_after` set.
 
 `RetryPolicy.start()` makes the per-call state; its `passage()` (sync) and
 `apassage()` (async) wait at the gate before each send and tell the gate how
@@ -34,16 +41,15 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from langchain_dfehub._errors import DfeHubError, DfeHubRateLimitError
+from langchain_dfehub._errors import DfeHubError, DfeHubRateLimitError, _excerpt
 from langchain_dfehub._gate import Reservation, ServiceGate, Ticket
+from langchain_dfehub._throttle import throttle_is_per_model
 
 logger = logging.getLogger("langchain_dfehub")
 
 # Past this many doublings the backoff is at its cap anyway; stopping here
 # keeps 2.0 ** n from overflowing on a very long retry run.
 _MAX_DOUBLINGS = 64
-# A last guard against a loop, far beyond what the time budget allows.
-_MAX_THROTTLED_ATTEMPTS = 10_000
 
 
 class wait_backoff(wait_base):  # noqa: N801 - named like tenacity's waits
@@ -87,7 +93,11 @@ class wait_server_hint(wait_base):  # noqa: N801 - named like tenacity's waits
 
 
 class stop_after_errors(stop_base):  # noqa: N801 - named like tenacity's stops
-    """Stop once a call has failed `max_retries + 1` times with errors."""
+    """Stop once a call has failed `max_retries + 1` times with errors.
+
+    Also stops a call whose throttles ran into one of their bounds (the
+    call then raises the error that names it), and one past its deadline.
+    """
 
     def __init__(self, max_retries: int) -> None:
         self.max_retries = max_retries
@@ -95,7 +105,7 @@ class stop_after_errors(stop_base):  # noqa: N801 - named like tenacity's stops
     def __call__(self, retry_state: RetryCallState) -> bool:
         """Whether to give up now."""
         call = _call(retry_state)
-        if call.throttles >= _MAX_THROTTLED_ATTEMPTS:
+        if call.give_up is not None:
             return True
         if call.deadline_at is not None and time.monotonic() >= call.deadline_at:
             return True
@@ -121,7 +131,9 @@ class RetryPolicy:
 
     `sleep` replaces the real sleep (tests pass a fake that records waits,
     and give the gate a clock that the fake advances); it may be a plain or
-    an async function, and serves both paths.
+    an async function, and serves both paths. `model` names the lane of the
+    gate a call also passes; `throttle_scope` says which lane a throttle
+    closes: `"service"`, `"model"`, or `"auto"` (read from its words).
     """
 
     max_retries: int
@@ -131,6 +143,8 @@ class RetryPolicy:
     backoff_max: float = 8.0
     gate: ServiceGate = field(default_factory=lambda: ServiceGate("the server"))
     sleep: Callable[[float], Any] | None = None
+    model: str | None = None
+    throttle_scope: str = "auto"
 
     def start(self, deadline_at: float | None = None) -> Call:
         """The state of one call: its attempts, its throttle waits, its gate.
@@ -141,26 +155,53 @@ class RetryPolicy:
         return Call(self, deadline_at)
 
     def should_retry(self, error: BaseException) -> bool:
-        """Whether a failed attempt is worth another one."""
+        """Whether a failed attempt is worth another one, by itself.
+
+        A call adds its own bounds on throttles (`Call`): the time spent in
+        its throttle loop and the requests throttled.
+        """
         if not isinstance(error, DfeHubError) or not error.retryable:
             return False
         if error.received_chars:
             # Text already reached the caller; a retry would repeat it.
             return False
-        if isinstance(error, DfeHubRateLimitError) and self.throttle_budget <= 0:
+        if isinstance(error, DfeHubRateLimitError) and (
+            self.throttle_budget <= 0 or self.max_retries == 0
+        ):
             return False
         return error.retry_after is None or error.retry_after <= self.max_retry_wait
 
+    def per_model(self, error: DfeHubRateLimitError) -> bool:
+        """Whether a throttle is about the call's model rather than the client."""
+        if self.model is None or self.throttle_scope == "service":
+            return False
+        if self.throttle_scope == "model":
+            return True
+        return throttle_is_per_model(error.detail, self.model)
+
 
 class Call:
-    """One call's retries: counts, throttle time spent, the last gate ticket."""
+    """One call's retries: counts, throttle time spent, the last gate ticket.
+
+    Attributes:
+        errors: Failed attempts that were errors (bounded by `max_retries`).
+        throttled: Requests of this call the service throttled.
+        sent: Requests sent, of every kind.
+        waited: Seconds spent waiting at the gate.
+        give_up: The error that ends the call's throttle loop, once a bound
+            is reached.
+    """
 
     def __init__(self, policy: RetryPolicy, deadline_at: float | None = None) -> None:
         self.policy = policy
         self.deadline_at = deadline_at
         self.errors = 0
-        self.throttles = 0
-        self.throttle_waited = 0.0
+        self.throttled = 0
+        self.sent = 0
+        self.waited = 0.0
+        self.give_up: DfeHubRateLimitError | None = None
+        self._last_throttle: DfeHubRateLimitError | None = None
+        self._loop_since: float | None = None  # gate clock: the throttle loop began
         self._ticket: Ticket | None = None
 
     # --- tenacity ------------------------------------------------------------
@@ -170,12 +211,43 @@ class Call:
         error = _failure(retry_state)
         if error is None:
             return False  # a success, or a bug of ours: neither is retried
-        if isinstance(error, DfeHubRateLimitError):
-            self.throttles += 1
-        else:
+        if error is self.give_up:
+            return False  # refused at the gate: raised as it is
+        error.attempts = max(self.sent, 1)
+        if not isinstance(error, DfeHubRateLimitError):
             self.errors += 1
-        error.attempts = retry_state.attempt_number
-        return self.policy.should_retry(error)
+            return self.policy.should_retry(error)
+        if not self.policy.should_retry(error):
+            self._annotate(error)
+            return False
+        bound = self._throttle_bound()
+        if bound is not None:
+            self.give_up = _exhausted(self, error, error.retry_after, bound)
+            return True  # so that the stop raises `give_up`
+        return True
+
+    def _throttle_bound(self) -> str | None:
+        """The bound a throttled call has reached, if any: it is sent no more."""
+        policy = self.policy
+        if self.throttled >= MAX_THROTTLED_REQUESTS:
+            return (
+                f"after {self.throttled} throttled requests, the most one call"
+                " sends into a throttle"
+            )
+        spent = self._spent(policy.gate.clock())
+        if spent >= policy.throttle_budget:
+            return (
+                f"past this call's throttle_budget ({policy.throttle_budget:g} s,"
+                f" {spent:.3g} s already spent on throttles)"
+            )
+        return None
+
+    def _annotate(self, error: DfeHubRateLimitError) -> None:
+        error.waited = self.waited
+
+    def _spent(self, now: float) -> float:
+        """Seconds since this call's throttle loop began (sends and waits)."""
+        return 0.0 if self._loop_since is None else max(now - self._loop_since, 0.0)
 
     def _parts(self) -> dict[str, Any]:
         policy = self.policy
@@ -198,7 +270,7 @@ class Call:
     def _sleep(self, seconds: float) -> None:
         # A throttle's retry waits nothing here (the gate waits instead).
         if seconds > 0:
-            (self.policy.sleep or time.sleep)(seconds)
+            (self.policy.sleep or time.sleep)(self._within_deadline(seconds))
 
     def async_retrying(self) -> AsyncRetrying:
         """The async controller of this call."""
@@ -209,6 +281,7 @@ class Call:
     async def _async_sleep(self, seconds: float) -> None:
         if seconds <= 0:
             return
+        seconds = self._within_deadline(seconds)
         sleep = self.policy.sleep
         if sleep is None:
             await asyncio.sleep(seconds)
@@ -217,6 +290,12 @@ class Call:
         if inspect.isawaitable(result):
             await result
 
+    def _within_deadline(self, seconds: float) -> float:
+        """A retry's sleep, cut short where it would pass the deadline."""
+        if self.deadline_at is None:
+            return seconds
+        return max(min(seconds, self.deadline_at - time.monotonic()), 0.0)
+
     # --- the gate ------------------------------------------------------------
 
     @contextmanager
@@ -224,10 +303,14 @@ class Call:
         """Wait at the gate, send (the body of the `with`), report the outcome."""
         gate = self.policy.gate
         while True:
-            reservation = gate.reserve(gate.clock())
-            delay = self._check_wait(reservation, gate)
+            reservation, delay = self._reserve(gate)
             if delay > 0:
-                (self.policy.sleep or time.sleep)(delay)
+                try:
+                    (self.policy.sleep or time.sleep)(delay)
+                except BaseException:
+                    gate.release(reservation)  # leaving unsent: give the slot back
+                    raise
+                self.waited += delay
             ticket = gate.enter(reservation, gate.clock())
             if ticket is not None:
                 break
@@ -239,72 +322,145 @@ class Call:
         """The async twin of `passage`."""
         gate = self.policy.gate
         while True:
-            reservation = gate.reserve(gate.clock())
-            delay = self._check_wait(reservation, gate)
+            reservation, delay = self._reserve(gate)
             if delay > 0:
-                await self._async_sleep(delay)
+                try:
+                    await self._gate_sleep(delay)
+                except BaseException:  # cancelled, timed out: leaving unsent
+                    gate.release(reservation)
+                    raise
+                self.waited += delay
             ticket = gate.enter(reservation, gate.clock())
             if ticket is not None:
                 break
         with self._reporting(ticket):
             yield
 
+    async def _gate_sleep(self, seconds: float) -> None:
+        sleep = self.policy.sleep
+        if sleep is None:
+            await asyncio.sleep(seconds)
+            return
+        result = sleep(seconds)
+        if inspect.isawaitable(result):
+            await result
+
     def throttled_late(self, error: DfeHubRateLimitError) -> None:
         """A throttle after the answer began: not retried, but the gate learns."""
         if self._ticket is not None:
             gate = self.policy.gate
-            gate.throttled(self._ticket, error.retry_after, gate.clock())
+            gate.throttled(
+                self._ticket,
+                error.retry_after,
+                gate.clock(),
+                per_model=self.policy.per_model(error),
+            )
 
-    def _check_wait(self, reservation: Reservation, gate: ServiceGate) -> float:
-        """The wait before the reserved moment, if the call's bounds allow it."""
-        delay = reservation.at - gate.clock()
-        if delay <= 0:
-            return 0.0
+    def _reserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
+        """Reserve a passage within the call's bounds; raise if none fits."""
+        now = gate.clock()
+        limit, bound = self._limit(now)
+        reservation = gate.reserve(now, self.policy.model, limit)
+        delay = max(reservation.at - now, 0.0)
+        if reservation.refused:
+            self.give_up = _exhausted(self, self._last_throttle, delay, bound)
+            raise self.give_up
+        if delay > 0 and self._loop_since is None:
+            self._loop_since = now
+        return reservation, delay
+
+    def _limit(self, now: float) -> tuple[float, str]:
+        """The longest this call may wait at the gate now, and what bounds it."""
         policy = self.policy
-        if delay > policy.max_retry_wait:
-            raise _gate_error(
-                gate,
-                delay,
+        if policy.max_retries == 0:
+            return 0.0, "and max_retries=0 sends without waiting"
+        limits = [
+            (
+                policy.max_retry_wait,
                 f"longer than max_retry_wait ({policy.max_retry_wait:g} s)",
-            )
-        if self.deadline_at is not None and time.monotonic() + delay > self.deadline_at:
-            raise _gate_error(gate, delay, "past this call's deadline")
-        if self.throttle_waited + delay > policy.throttle_budget:
-            raise _gate_error(
-                gate,
-                delay,
+            ),
+            (
+                policy.throttle_budget - self._spent(now),
                 f"past this call's throttle_budget ({policy.throttle_budget:g} s,"
-                f" {self.throttle_waited:.3g} s already waited)",
+                f" {self._spent(now):.3g} s already spent on throttles)",
+            ),
+        ]
+        if self.deadline_at is not None:
+            limits.append(
+                (self.deadline_at - time.monotonic(), "past this call's deadline")
             )
-        self.throttle_waited += delay
-        return delay
+        limit, bound = min(limits, key=lambda pair: pair[0])
+        return max(limit, 0.0), bound
 
     @contextmanager
     def _reporting(self, ticket: Ticket) -> Iterator[None]:
         """Tell the gate whether the service admitted or throttled the send."""
         self._ticket = ticket
+        self.sent += 1
         gate = self.policy.gate
         try:
             yield
         except DfeHubRateLimitError as error:
-            gate.throttled(ticket, error.retry_after, gate.clock())
+            self.throttled += 1
+            self._last_throttle = error
+            if self._loop_since is None:
+                self._loop_since = ticket.sent_at
+            gate.throttled(
+                ticket,
+                error.retry_after,
+                gate.clock(),
+                per_model=self.policy.per_model(error),
+            )
             raise
         except DfeHubError as error:
             if error.status_code is not None:
                 gate.admitted(ticket)  # the service answered, and not "wait"
+            else:
+                gate.settled(ticket)
+            raise
+        except BaseException:
+            gate.settled(ticket)  # cancelled or interrupted mid-request
             raise
         else:
             gate.admitted(ticket)
 
 
-def _gate_error(gate: ServiceGate, delay: float, bound: str) -> DfeHubRateLimitError:
+# A throttle storm's last bound: a call sends at most this many requests that
+# the service throttles. Far more than a fair queue needs (a call is throttled
+# once or twice in a burst); it stops a server that throttles every request.
+MAX_THROTTLED_REQUESTS = 10
+
+
+def _exhausted(
+    call: Call,
+    last: DfeHubRateLimitError | None,
+    delay: float | None,
+    bound: str,
+) -> DfeHubRateLimitError:
+    """The error of a call whose throttles reached a bound.
+
+    It keeps the last throttle's reply (status, the server's words, as the
+    cause) and says how many requests were sent and how long was waited.
+    """
+    gate = call.policy.gate
+    if delay is not None and delay > 0:
+        what = f"this call would wait {delay:.3g} s more at its throttle, {bound}"
+    else:
+        what = f"this call stopped {bound}"
+    said = f" The server said: {_excerpt(last.detail)!r}." if last is not None else ""
     error = DfeHubRateLimitError(
-        f"{gate.name} is throttling: this call would wait {delay:.3g} s more at"
-        f" its throttle, {bound}, so it was not sent. Retry later, or raise"
-        " max_retry_wait / throttle_budget to let ChatDfeHub wait longer.",
+        f"{gate.name} is throttling: {what}, so it was not sent again.{said}"
+        f" {call.sent} request(s) sent, {call.waited:.3g} s waited. Retry later,"
+        " or raise max_retry_wait / throttle_budget to let ChatDfeHub wait"
+        " longer.",
+        status_code=last.status_code if last is not None else None,
         retry_after=delay,
+        detail=last.detail if last is not None else "",
     )
     error.retryable = False
+    error.attempts = call.sent
+    error.waited = call.waited
+    error.__cause__ = last
     return error
 
 
@@ -334,7 +490,13 @@ def _log_retry(retry_state: RetryCallState) -> None:
 
 
 def _give_up(retry_state: RetryCallState) -> NoReturn:
-    """Re-raise the last error once attempts run out (its `attempts` is set)."""
+    """Re-raise the last error once attempts run out (its `attempts` is set).
+
+    A call whose throttles reached a bound raises the error that names it.
+    """
+    call = _call(retry_state)
+    if call.give_up is not None:
+        raise call.give_up
     error = _failure(retry_state)
     if error is None:  # unreachable: only a DfeHubError is ever retried
         raise RuntimeError("retries ran out without a DfeHubError")

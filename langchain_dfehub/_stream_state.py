@@ -31,6 +31,7 @@ from langchain_dfehub._errors import (
     _scrub,
     _status_class,
     detail_error,
+    rate_limit_error,
 )
 from langchain_dfehub._reply_shape import chunk_problem, completion_problem
 from langchain_dfehub._retry import RetryPolicy
@@ -262,6 +263,11 @@ def _error_for_event(
     )
 
 
+# The codes an in-band error object names a throttle with: the status, as
+# vLLM and llama.cpp write it, or OpenAI's `rate_limit_exceeded`.
+_THROTTLE_CODES = frozenset({429, "429", "rate_limit_exceeded"})
+
+
 def _in_band_error(
     event: ServerError, url: str | None, secret: str | None
 ) -> DfeHubError:
@@ -269,6 +275,10 @@ def _in_band_error(
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) else None
     said = _scrub(event.message, secret)
+    if isinstance(code, (int, str)) and code in _THROTTLE_CODES:
+        # A throttle in disguise: waited out at the gate like a 429 status.
+        status = 429 if code in (429, "429") else None
+        return rate_limit_error(said or "(no message)", status_code=status, url=url)
     message = (
         f"{server_name(url)} reported an error inside the reply: {said!r}."
         " The request was not completed; check the server's logs or retry later."

@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -233,6 +233,15 @@ class ChatDfeHub(BaseChatModel):
     bounded by this time rather than by `max_retries`. A call that would
     wait past it raises `DfeHubRateLimitError` without being sent; `0`
     raises on the first throttle."""
+
+    throttle_scope: Literal["auto", "service", "model"] = "auto"
+    """Which calls a throttle holds back: `"service"` (every call to the
+    endpoint with this key, as Django REST Framework's per-client throttle,
+    the DfeHub service's, means), `"model"` (only calls to the throttled
+    model, as per-model limits mean: OpenAI's, LiteLLM deployments',
+    OpenRouter's), or `"auto"`: a throttle that names the model or speaks of
+    one ("Rate limit reached for gpt-4o ...", "No deployments available for
+    selected model") is per model, any other is per service."""
 
     streaming: bool = False
     """Whether `invoke` streams the answer under the hood (callbacks then see
@@ -543,6 +552,8 @@ class ChatDfeHub(BaseChatModel):
                 max_retry_wait=self.max_retry_wait,
                 throttle_budget=self.throttle_budget,
                 gate=self._gate(url, secret),
+                model=body["model"] if isinstance(body.get("model"), str) else None,
+                throttle_scope=self.throttle_scope,
             ),
             connection=self._connections.get(
                 url,
@@ -609,11 +620,12 @@ class ChatDfeHub(BaseChatModel):
         """What this model's service gate knows: closed or open, pace, counts.
 
         Shared by every model, thread and event loop of the process that uses
-        the same endpoint and key.
+        the same endpoint and key; `closed_for`, `pace` and `probing` are
+        those a call to this model meets (the service's, and its model's).
         """
         url = chat_completions_url(self.base_url)
         _, secret = authorization(self.api_key, self._url_credentials)
-        return self._gate(url, secret).state()
+        return self._gate(url, secret).state(self.model)
 
     def close(self) -> None:
         """Close pooled connections (they reopen if the model is used again)."""

@@ -253,7 +253,7 @@ def test_a_throttle_whose_detail_names_no_wait_uses_retry_after():
 def test_a_throttle_with_no_wait_at_all_says_it_gave_none():
     error = from_status(429, body({"detail": "Slow down."}))
     assert error.retry_after is None
-    assert "gave no wait" in str(error)
+    assert "gave no usable wait" in str(error)
 
 
 def test_numbers_in_a_non_detail_throttle_message_are_not_taken_for_a_wait():

@@ -92,9 +92,10 @@ def test_a_429_throttle_is_waited_out_then_answered(
     dfehub_emulator: DfeHubEmulator, mode: Mode, wait: float, caplog: Any
 ) -> None:
     model = make_model(dfehub_emulator)
-    dfehub_emulator.add_faults(Throttle(wait=wait), Throttle(wait=wait))
     with caplog.at_level(logging.WARNING, logger="langchain_dfehub"):
+        dfehub_emulator.add_faults(Throttle(wait=wait))
         assert invoke(model, mode) == PROMPT
+        dfehub_emulator.add_faults(Throttle(wait=wait))
         assert stream(model, mode, []) == PROMPT
 
     assert len(dfehub_emulator.requests) == 4
@@ -234,12 +235,12 @@ def test_retry_after_header_sets_the_wait(
 def test_throttles_do_not_use_up_max_retries(
     dfehub_emulator: DfeHubEmulator, mode: Mode
 ) -> None:
-    model = make_model(dfehub_emulator, max_retries=0)
+    model = make_model(dfehub_emulator, max_retries=1)
     for _name, call in call_both_ways(mode, model):
         dfehub_emulator.reset()
-        dfehub_emulator.add_faults(*[Throttle(wait=0.001)] * 4)
+        dfehub_emulator.add_faults(*[Throttle(wait=0.001)] * 3)
         assert call() == PROMPT
-        assert len(dfehub_emulator.requests) == 5
+        assert len(dfehub_emulator.requests) == 4
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -247,14 +248,22 @@ def test_throttles_do_not_use_up_max_retries(
 def test_throttles_are_bounded_by_the_throttle_budget(
     dfehub_emulator: DfeHubEmulator, mode: Mode, kind: int
 ) -> None:
-    model = make_model(dfehub_emulator, throttle_budget=0.1)
+    model = make_model(dfehub_emulator, throttle_budget=0.2)
     _name, call = call_both_ways(mode, model)[kind]
     dfehub_emulator.add_faults(*[Throttle(wait=0.04)] * 10)
     with pytest.raises(DfeHubRateLimitError) as caught:
         call()
-    # 0.04 s twice fits in 0.1 s; a third wait would not.
-    assert len(dfehub_emulator.requests) == 3
-    assert "throttle_budget" in str(caught.value)
+    # 0.04 s fits in 0.2 s; the second throttle in a row waits at least
+    # 0.25 s, which would not.
+    assert len(dfehub_emulator.requests) == 2
+    error = caught.value
+    assert "throttle_budget" in str(error)
+    # The last reply is kept: its status, its words, itself as the cause.
+    assert error.status_code == 429
+    assert "Expected available in 0.04 seconds" in str(error)
+    assert isinstance(error.__cause__, DfeHubRateLimitError)
+    assert (error.attempts, error.retry_after is not None) == (2, True)
+    assert 0.03 < error.waited < 0.2
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -502,10 +511,10 @@ def test_the_key_appears_in_no_error_or_log(mode: Mode, caplog: Any) -> None:
     errors: list[DfeHubError] = []
     with DfeHubEmulator(api_key=SECRET) as emulator, caplog.at_level(logging.DEBUG):
         # The right key, but the server fails and echoes the key back.
-        model = ChatDfeHub(base_url=emulator.base_url, api_key=SECRET, max_retries=0)
+        model = ChatDfeHub(base_url=emulator.base_url, api_key=SECRET, max_retries=1)
         emulator.add_faults(
             Throttle(wait=0.001),
-            ErrorStatus(500, f'{{"error": {{"message": "bad key {SECRET}"}}}}'),
+            *[ErrorStatus(500, f'{{"error": {{"message": "bad key {SECRET}"}}}}')] * 2,
         )
         with pytest.raises(DfeHubServerError) as server_error:
             invoke(model, mode)

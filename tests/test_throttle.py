@@ -12,6 +12,7 @@ from langchain_dfehub._throttle import (
     ThrottleSignal,
     is_throttle_text,
     read_throttle,
+    throttle_is_per_model,
     wait_from_detail,
     wait_from_retry_after,
 )
@@ -172,3 +173,96 @@ def test_the_text_wins_over_the_header_and_the_header_fills_in():
     no_phrase = "Too many requests: limit 100 per 60 seconds"
     assert read_throttle(no_phrase, "2") == ThrottleSignal(2.0, "retry-after")
     assert read_throttle(no_phrase, None) == ThrottleSignal(None, "none")
+
+
+# --- Waits that cannot be real, and hostile text ---
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "Expected available in 1e999 seconds.",
+        "Expected available in -4 seconds.",
+        "Expected available in 99999999 hours.",
+        "Expected available in " + "9" * 400 + " seconds",
+    ],
+    ids=["infinite", "negative", "absurd", "huge"],
+)
+def test_a_wait_that_cannot_be_real_is_no_wait_and_the_header_fills_in(detail):
+    assert is_throttle_text(detail)
+    assert read_throttle(detail, "3") == ThrottleSignal(3.0, "retry-after")
+    assert read_throttle(detail, None) == ThrottleSignal(None, "none")
+    assert read_throttle(detail, "1e999").wait is None
+    assert read_throttle(detail, "99999999").wait is None
+
+
+def test_a_days_wait_as_drfs_daily_rates_ask_is_real():
+    assert read_throttle("Expected available in 86399 seconds.", None).wait == 86399
+
+
+def _seconds_per_call(text: str, rounds: int = 5) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        wait_from_detail(text)
+        is_throttle_text(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "Please wait" + " " * 60_000,
+        "Please wait" + " " * 4_000_000,
+        "wait in " * 500_000,
+        "retry after 1" * 300_000,
+        ("Expected available in " + "5" * 60 + " ") * 50_000,
+        "\t" * 2_000_000 + "try again in 2s",
+    ],
+    ids=["spaces", "megabytes-of-spaces", "phrases", "numbers", "digits", "tabs"],
+)
+def test_the_wait_reader_is_linear_and_reads_a_bounded_prefix(hostile):
+    """Measured as a ratio to a plain text of the reader's prefix size.
+
+    A backtracking reader spends seconds (or minutes) on these; the bound
+    read makes a text of megabytes cost what its first few KiB cost.
+    """
+    plain = ("Request was throttled, try again soon. " * 200)[:4096]
+    assert _seconds_per_call(hostile) < 50 * _seconds_per_call(plain) + 0.002
+
+
+def test_the_wait_phrase_past_the_read_prefix_is_not_read():
+    assert wait_from_detail("x" * 10_000 + " try again in 2s") is None
+    assert wait_from_detail("try again in 2s " + "x" * 10_000) == 2.0
+
+
+# --- Which throttles are about one model ---
+
+
+@pytest.mark.parametrize(
+    ("detail", "model", "per_model"),
+    [
+        ("Request was throttled. Expected available in 3 seconds.", "gpt-4o", False),
+        (
+            "Rate limit reached for gpt-4o in organization org-1 on requests per"
+            " min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.",
+            "gpt-4o",
+            True,
+        ),
+        ("No deployments available for selected model.", "anything", True),
+        (
+            "google/gemini-2.0-flash-exp:free is temporarily rate-limited upstream.",
+            "google/gemini-2.0-flash-exp:free",
+            True,
+        ),
+        ("Rate limit exceeded: free-models-per-day.", "google/gemma:free", False),
+        ("Rate limit reached for gpt-4o-mini.", "gpt-4o", False),
+        ("Too many requests, slow down.", "a", False),
+        ("Rate limit reached for a in organization x.", "a", True),
+    ],
+    ids=["drf", "openai", "litellm", "openrouter", "per-day", "other-model",
+         "placeholder", "short-name"],
+)  # fmt: skip
+def test_a_throttle_is_per_model_when_its_words_say_so(detail, model, per_model):
+    assert throttle_is_per_model(detail, model) is per_model
