@@ -13,6 +13,7 @@ import base64
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -99,6 +100,83 @@ def check_timeout(value: float | tuple[float, float] | None) -> None:
                 f" pair of them, or None (wait forever); got {value!r}."
             )
             raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """The client settings one call runs with: the model's, or the call's own.
+
+    `invoke(..., timeout=5)` bounds that call only; none of these ever goes
+    into the request body, where a server would refuse an unknown field.
+    """
+
+    timeout: float | tuple[float, float] | None
+    max_retries: int
+    deadline: float | None
+    max_retry_wait: float
+    throttle_budget: float
+
+    @property
+    def connect_and_read(self) -> tuple[float | None, float | None]:
+        """The connect and the read timeout."""
+        if isinstance(self.timeout, tuple):
+            return self.timeout
+        return self.timeout, self.timeout
+
+
+# What each per-call setting must be, as the model's field of that name.
+_CALL_SETTING_RULES = {
+    "max_retries": "a whole number, 0 or more",
+    "deadline": "positive, finite seconds, or None (no deadline)",
+    "max_retry_wait": "finite seconds, 0 or more",
+    "throttle_budget": "finite seconds, 0 or more",
+}
+
+
+def check_call_setting(name: str, value: Any) -> Any:
+    """Check a client setting given to one call; return it as the model keeps it.
+
+    Raises:
+        ValueError: naming the setting and what it must be.
+    """
+    if name == "timeout":
+        if isinstance(value, list):
+            value = tuple(value)
+        if not _is_timeout(value):
+            msg = (
+                "timeout must be positive, finite seconds, a (connect, read) pair"
+                f" of them, or None (wait forever); got {_shown(value)}."
+            )
+            raise ValueError(msg)
+        check_timeout(value)
+        return value
+    if name == "max_retries":
+        good = _is_number(value) and isinstance(value, int) and value >= 0
+    elif name == "deadline":
+        good = value is None or (
+            _is_number(value) and math.isfinite(value) and value > 0
+        )
+    else:
+        good = _is_number(value) and math.isfinite(value) and value >= 0
+    if not good:
+        msg = f"{name} must be {_CALL_SETTING_RULES[name]}; got {_shown(value)}."
+        raise ValueError(msg)
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_timeout(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return len(value) == 2 and all(_is_number(v) for v in value)
+    return value is None or _is_number(value)
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: a number as itself, anything else by its type."""
+    return repr(value) if value is None or _is_number(value) else type(value).__name__
 
 
 def check_client(value: Any, name: str, needs: tuple[str, ...], kind: str) -> None:

@@ -43,9 +43,10 @@ from pydantic import (
 )
 
 from langchain_dfehub._arguments import (
+    CALL_SETTINGS,
     check_choices,
     merge_extra_body,
-    refuse_client_settings,
+    sort_call_arguments,
     sort_init_arguments,
     user_stacklevel,
 )
@@ -59,6 +60,7 @@ from langchain_dfehub._messages import (
 from langchain_dfehub._profiles import default_profile
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._settings import (
+    CallSettings,
     authorization,
     check_client,
     check_files,
@@ -104,6 +106,8 @@ _SAMPLING_FIELDS = (
     "logprobs",
     "top_logprobs",
 )
+# What a call's arguments may set in the body under a field's name.
+_BODY_FIELDS = ("model", "stop", *_SAMPLING_FIELDS)
 _USER_AGENT = f"langchain-dfehub/{__version__}"
 _STREAM_ACCEPT = "text/event-stream, application/json"
 _ASYNC_SETUP = threading.Lock()
@@ -509,10 +513,11 @@ class ChatDfeHub(BaseChatModel):
         body.update(self.model_kwargs)
         stream_usage = kwargs.pop("stream_usage", self.stream_usage)
         call_extra_body = kwargs.pop("extra_body", None)
-        refuse_client_settings(kwargs)
-        for key, value in kwargs.items():
-            if not key.startswith("ls_"):  # tracing hints, not for the server
-                body[key] = value
+        own, fields = sort_call_arguments(kwargs, type(self).model_fields, _BODY_FIELDS)
+        body.update(fields)
+        settings = CallSettings(
+            **{name: own.get(name, getattr(self, name)) for name in CALL_SETTINGS}
+        )
         merge_extra_body(body, self.extra_body, call_extra_body)
         check_choices(body, stream=stream)
         body["messages"] = messages_to_dicts(
@@ -521,9 +526,7 @@ class ChatDfeHub(BaseChatModel):
         body["stream"] = stream
         if stream and stream_usage:
             body["stream_options"] = {"include_usage": True}
-        connect, read = (
-            self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
-        )
+        connect, read = settings.connect_and_read
         url = chat_completions_url(self.base_url)
         header, secret = authorization(self.api_key, self._url_credentials)
         if self.verify is False and not self._unverified_warned:
@@ -539,9 +542,9 @@ class ChatDfeHub(BaseChatModel):
             read_timeout=read,
             secret=secret,
             policy=RetryPolicy(
-                max_retries=self.max_retries,
-                max_retry_wait=self.max_retry_wait,
-                throttle_budget=self.throttle_budget,
+                max_retries=settings.max_retries,
+                max_retry_wait=settings.max_retry_wait,
+                throttle_budget=settings.throttle_budget,
                 gate=self._gate(url, secret),
             ),
             connection=self._connections.get(
@@ -552,7 +555,7 @@ class ChatDfeHub(BaseChatModel):
                 http_client=self.http_client,
                 http_async_client=self.http_async_client,
             ),
-            deadline=self.deadline,
+            deadline=settings.deadline,
         )
 
     def _proxy_to_use(self) -> str | None:

@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,13 @@ from model_calls import call
 from pydantic import SecretStr
 from urllib3.exceptions import InsecureRequestWarning
 
-from langchain_dfehub import ChatDfeHub, DfeHubAPIError, DfeHubConnectionError
+from langchain_dfehub import (
+    ChatDfeHub,
+    DfeHubAPIError,
+    DfeHubConnectionError,
+    DfeHubServerError,
+    DfeHubTimeoutError,
+)
 from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
 
 MODES = ["sync", "async"]
@@ -618,3 +625,138 @@ def test_a_line_break_set_after_the_model_was_built_is_a_bad_setting_not_retried
     assert "sk-secret-value" not in str(caught.value)
     assert "reach" not in str(caught.value)
     assert emulator.requests == []  # refused before sending, never retried
+
+
+# --- client settings given to one call ------------------------------------------------
+
+
+def call_with(model: ChatDfeHub, mode: str, stream: bool, **kwargs: Any) -> str:
+    """The answer to "hi", with the call's own arguments."""
+    if mode == "sync":
+        if stream:
+            return "".join(str(c.content) for c in model.stream("hi", **kwargs))
+        return str(model.invoke("hi", **kwargs).content)
+
+    async def run() -> str:
+        if stream:
+            chunks = [str(c.content) async for c in model.astream("hi", **kwargs)]
+            return "".join(chunks)
+        return str((await model.ainvoke("hi", **kwargs)).content)
+
+    return asyncio.run(run())
+
+
+def silent(conn: socket.socket, request: bytes) -> None:
+    """Take the request, then say nothing until the client goes (at most 10 s)."""
+    conn.recv(1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize("name", ["timeout", "request_timeout"])
+def test_a_calls_timeout_bounds_that_call_and_is_not_sent(
+    hostile_server: Start, mode: str, streaming: bool, name: str
+) -> None:
+    server = hostile_server(silent)
+    model = ChatDfeHub(base_url=server.base_url, timeout=30, max_retries=0)
+
+    with pytest.raises(DfeHubTimeoutError) as caught:
+        call_with(model, mode, streaming, **{name: 0.3})
+
+    assert caught.value.phase == "read"
+    assert "sent nothing for 0.3 s" in str(caught.value)
+    assert b"timeout" not in server.requests[0].partition(b"\r\n\r\n")[2]
+    assert model.timeout == 30  # the model's own is unchanged
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_a_calls_max_retries_applies_to_that_call_only(
+    emulator: DfeHubEmulator, mode: str, streaming: bool
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+    emulator.add_faults(*[ErrorStatus(500, "down")] * 2)
+
+    assert call_with(model, mode, streaming, max_retries=2) == "hi"
+    assert len(emulator.requests) == 3
+    assert all("max_retries" not in r.body for r in emulator.requests)
+
+    emulator.add_faults(ErrorStatus(500, "down"))
+    with pytest.raises(DfeHubServerError):
+        call_with(model, mode, streaming)
+    assert len(emulator.requests) == 4
+
+
+def trickle(conn: socket.socket, request: bytes) -> None:
+    """A reply that comes one byte every 50 ms, for at most 10 s."""
+    streaming = b'"stream":true' in request.replace(b" ", b"")
+    kind = "text/event-stream" if streaming else "application/json"
+    conn.sendall(http_head("200 OK", kind))
+    for _ in range(200):
+        conn.sendall(b":" if streaming else b" ")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_a_calls_deadline_bounds_that_call_and_is_not_sent(
+    hostile_server: Start, mode: str, streaming: bool
+) -> None:
+    server = hostile_server(trickle)
+    model = ChatDfeHub(base_url=server.base_url, timeout=(5, 5), max_retries=0)
+
+    with pytest.raises(DfeHubTimeoutError) as caught:
+        call_with(model, mode, streaming, deadline=0.5)
+
+    assert caught.value.phase == "deadline"
+    assert "deadline of 0.5 s" in str(caught.value)
+    assert b"deadline" not in server.requests[0].partition(b"\r\n\r\n")[2]
+
+
+REFUSED_PER_CALL = {
+    "base_url": "http://elsewhere.example/v1",
+    "openai_api_base": "http://elsewhere.example/v1",
+    "proxy": "http://127.0.0.1:9",
+    "verify": False,
+    "default_headers": {"X-Team": "a"},
+    "model_kwargs": {"seed": 1},
+    "streaming": True,
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(REFUSED_PER_CALL))
+def test_the_models_other_settings_are_refused_in_a_call(
+    emulator: DfeHubEmulator, mode: str, name: str
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+
+    with pytest.raises(ValueError, match=f"{name!r} is a setting of the model"):
+        call_with(model, mode, False, **{name: REFUSED_PER_CALL[name]})
+
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("timeout", 0),
+        ("timeout", "soon"),
+        ("timeout", (1, 2, 3)),
+        ("max_retries", -1),
+        ("max_retries", 1.5),
+        ("deadline", float("nan")),
+        ("max_retry_wait", -1),
+        ("throttle_budget", float("inf")),
+    ],
+)
+def test_a_bad_setting_for_a_call_is_refused_before_sending(
+    emulator: DfeHubEmulator, mode: str, name: str, value: Any
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        call_with(model, mode, False, **{name: value})
+
+    assert emulator.requests == []

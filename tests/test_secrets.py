@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd
+from pydantic import SecretStr
 
 from langchain_dfehub import ChatDfeHub, DfeHubError
 from langchain_dfehub._errors import _scrub as scrub
@@ -241,3 +242,52 @@ def test_a_pickled_model_holds_no_credentials_from_base_url(
 ) -> None:
     model = ChatDfeHub(base_url=with_credentials(emulator.base_url))
     assert PASSWORD.encode() not in pickle.dumps(model)
+
+
+# --- secrets given to a call ---------------------------------------------------------
+
+CALL_SECRETS = {
+    "api_key": {"api_key": SECRET},
+    "openai_api_key": {"openai_api_key": SECRET},
+    "password": {"password": SECRET},
+    "a SecretStr value": {"auth_header": SecretStr(SECRET)},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize("bound", [False, True], ids=["call", "bind"])
+@pytest.mark.parametrize(
+    "arguments", list(CALL_SECRETS.values()), ids=list(CALL_SECRETS)
+)
+def test_a_secret_given_to_a_call_is_refused_before_sending(
+    emulator: DfeHubEmulator,
+    mode: str,
+    streaming: bool,
+    bound: bool,
+    arguments: dict[str, Any],
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+    runnable: Any = model.bind(**arguments) if bound else model
+    extra = {} if bound else arguments
+
+    async def run() -> None:
+        if streaming:
+            async for _ in runnable.astream("hi", **extra):
+                pass
+        else:
+            await runnable.ainvoke("hi", **extra)
+
+    def run_in_mode() -> None:
+        if mode == "async":
+            asyncio.run(run())
+        elif streaming:
+            list(runnable.stream("hi", **extra))
+        else:
+            runnable.invoke("hi", **extra)
+
+    with pytest.raises(ValueError, match=next(iter(arguments))) as caught:
+        run_in_mode()
+
+    assert SECRET not in everything_shown(caught.value)
+    assert emulator.requests == []
