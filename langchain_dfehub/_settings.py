@@ -19,6 +19,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from langchain_dfehub._connection import with_scheme
+
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
 _PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
 
@@ -212,7 +214,7 @@ def proxy_with_credentials_from_environment(proxy: str | None) -> str | None:
         return None
     for name in _PROXY_VARIABLES:
         for variable in (name, name.lower()):
-            value = os.environ.get(variable, "")
+            value = with_scheme(os.environ.get(variable, ""))
             bare, credentials = split_credentials(value)
             if credentials is not None and bare == proxy:
                 return value

@@ -50,7 +50,12 @@ from langchain_dfehub._arguments import (
     sort_init_arguments,
     user_stacklevel,
 )
-from langchain_dfehub._connection import CertFiles, ConnectionCache, warn_unverified
+from langchain_dfehub._connection import (
+    CertFiles,
+    ConnectionCache,
+    proxy_url,
+    warn_unverified,
+)
 from langchain_dfehub._gate import GateState, ServiceGate, gate_for
 from langchain_dfehub._messages import (
     chunk_to_message,
@@ -363,9 +368,11 @@ class ChatDfeHub(BaseChatModel):
         if self.verify is False:
             self._unverified_warned = True
             warn_unverified(self.base_url, user_stacklevel())
-        if self.proxy and split_credentials(self.proxy)[1] is not None:
-            self._proxy_url = SecretStr(self.proxy)
-            self.proxy = split_credentials(self.proxy)[0]
+        if self.proxy:
+            full = proxy_url(self.proxy, "proxy=")
+            self.proxy, credentials = split_credentials(full)
+            if credentials is not None:
+                self._proxy_url = SecretStr(full)
         return self
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:

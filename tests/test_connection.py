@@ -760,3 +760,120 @@ def test_a_bad_setting_for_a_call_is_refused_before_sending(
         call_with(model, mode, False, **{name: value})
 
     assert emulator.requests == []
+
+
+# --- proxies as requests and httpx read them -----------------------------------------
+
+
+def refuse(conn: socket.socket, request: bytes) -> None:
+    """A proxy that must not be used: it records the request and answers 502."""
+    conn.sendall(http_head("502 Bad Gateway", "text/plain") + b"not for you")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("no_proxy", ["127.0.0.0/8", "10.0.0.0/8, 127.0.0.1/32"])
+def test_no_proxy_networks_in_cidr_form_are_honoured(
+    emulator: DfeHubEmulator,
+    hostile_server: Start,
+    mode: str,
+    no_proxy: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = hostile_server(refuse)
+    monkeypatch.setenv("HTTP_PROXY", proxy.origin)
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    model = ChatDfeHub(base_url=emulator.base_url, api_key="sk-x", max_retries=0)
+
+    assert call(model, mode) == "hi"
+    assert proxy.connections == 0  # neither the request nor its key went there
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_network_that_does_not_hold_the_host_leaves_the_proxy_in_use(
+    emulator: DfeHubEmulator,
+    hostile_server: Start,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = hostile_server(answer)  # reached only through the proxy
+    monkeypatch.setenv("HTTP_PROXY", origin(emulator))
+    monkeypatch.setenv("NO_PROXY", "10.0.0.0/8")
+    model = ChatDfeHub(base_url=server.base_url, max_retries=0)
+
+    assert call(model, mode) == "hi"  # the emulator, as the proxy, answered
+    assert server.connections == 0
+
+
+def without_scheme(emulator: DfeHubEmulator, credentials: str = "") -> str:
+    return credentials + origin(emulator).removeprefix("http://")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("credentials", ["", f"bob:{PROXY_PASSWORD}@"])
+@pytest.mark.parametrize("where", ["HTTP_PROXY", "ALL_PROXY", "proxy="])
+def test_a_proxy_without_a_scheme_is_an_http_proxy_on_both_paths(
+    emulator: DfeHubEmulator,
+    mode: str,
+    credentials: str,
+    where: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = without_scheme(emulator, credentials)
+    if where == "proxy=":
+        model = ChatDfeHub(base_url=UNKNOWN_HOST, proxy=proxy, max_retries=0)
+    else:
+        monkeypatch.setenv(where, proxy)
+        model = ChatDfeHub(base_url=UNKNOWN_HOST, max_retries=0)
+
+    assert call(model, mode) == "hi"
+    sent = emulator.requests[-1].headers
+    assert sent["host"] == "dfehub.invalid"
+    if credentials:
+        basic = base64.b64encode(f"bob:{PROXY_PASSWORD}".encode()).decode()
+        assert sent["proxy-authorization"] == f"Basic {basic}"
+    else:
+        assert "proxy-authorization" not in sent
+    shown = [repr(model), json.dumps(dumpd(model)), str(model.model_dump())]
+    assert all(PROXY_PASSWORD not in place for place in shown)
+    assert PROXY_PASSWORD.encode() not in pickle.dumps(model)
+
+
+BAD_PROXIES = [
+    f"ftp://carol:{PROXY_PASSWORD}@127.0.0.1:21",
+    f"http://carol:{PROXY_PASSWORD}@127.0.0.1:notaport",
+    f"carol:{PROXY_PASSWORD}@127.0.0.1:notaport",
+    "http://",
+]
+
+
+@pytest.mark.parametrize("proxy", BAD_PROXIES)
+def test_a_bad_proxy_field_is_refused_without_its_password(proxy: str) -> None:
+    with pytest.raises(ValueError, match="which is not a proxy URL") as caught:
+        ChatDfeHub(proxy=proxy)
+    assert PROXY_PASSWORD not in str(caught.value)
+    assert "proxy=" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("proxy", BAD_PROXIES)
+def test_a_bad_proxy_variable_is_the_same_error_on_both_paths(
+    emulator: DfeHubEmulator, mode: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=2)
+
+    with pytest.raises(ValueError, match="HTTP_PROXY names the proxy") as caught:
+        call(model, mode)
+
+    assert PROXY_PASSWORD not in everything_shown(caught.value)
+    assert emulator.requests == []
+
+
+def everything_shown(error: BaseException) -> str:
+    """What the error and the errors chained to it show."""
+    shown: list[str] = []
+    current: BaseException | None = error
+    while current is not None:
+        shown += [str(current), repr(current)]
+        current = current.__cause__ or current.__context__
+    return " ".join(shown)
