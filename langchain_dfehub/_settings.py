@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +26,81 @@ _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
 _PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
 
 
-def check_headers(headers: Mapping[str, str] | None) -> None:
+Headers = Mapping[str, str | SecretStr]
+
+# Words of a header name that make its value a credential: `Authorization`,
+# `X-Api-Key`, `Cookie`, `X-Auth-Token`, `Ocp-Apim-Subscription-Key`...
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "auth",
+        "authorization",
+        "key",
+        "apikey",
+        "token",
+        "cookie",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "credentials",
+        "session",
+        "signature",
+    }
+)
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header's value is a credential, judged by the header's name."""
+    words = re.split(r"[^a-z0-9]+", name.lower())
+    return any(
+        word in _CREDENTIAL_WORDS or word.endswith(("key", "token")) for word in words
+    )
+
+
+def hide_credential_headers(
+    headers: Headers | None,
+) -> dict[str, str | SecretStr] | None:
+    """The headers with each credential's value a `SecretStr`, shown nowhere.
+
+    A credential in `default_headers` is as secret as the key: the refusal
+    of a secret-like argument recommends putting one there. A `None` value
+    (a secret `load` did not find) leaves the header out, as a key not found
+    leaves `api_key` unset.
+    """
+    if headers is None:
+        return None
+    return {
+        name: SecretStr(value)
+        if isinstance(value, str) and is_credential_header(name)
+        else value
+        for name, value in headers.items()
+        if value is not None
+    }
+
+
+def header_values(headers: Headers | None) -> dict[str, str]:
+    """The headers as sent: every value in clear."""
+    return {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in (headers or {}).items()
+    }
+
+
+def header_variable(name: str) -> str:
+    """The variable an unpickled model reads a credential header from.
+
+    `X-Api-Key` is read from `DFEHUB_HEADER_X_API_KEY`.
+    """
+    return "DFEHUB_HEADER_" + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+
+
+def check_headers(headers: Headers | None) -> None:
     """Refuse header names or values that would split the HTTP request.
 
     Raises:
         ValueError: naming the header, never printing its value.
     """
-    for name, value in (headers or {}).items():
+    for name, value in header_values(headers).items():
         if any(char in name + value for char in _FORBIDDEN_IN_HEADERS):
             msg = (
                 f"default_headers[{name!r}] contains a line break or NUL, which"
@@ -224,16 +293,50 @@ def proxy_with_credentials_from_environment(proxy: str | None) -> str | None:
 def authorization(
     api_key: SecretStr | None, url_credentials: SecretStr | None
 ) -> tuple[str | None, str | None]:
-    """The `Authorization` header value, and the secret to blank out of errors.
+    """The `Authorization` header value, and the secret that names the key.
 
     `api_key` wins over credentials taken from base_url: both would need the
-    one `Authorization` header.
+    one `Authorization` header. The secret (the key, or the password) tells
+    one key's throttle gate from another's.
     """
     if api_key is not None:
         key = api_key.get_secret_value()
         return f"Bearer {key}", key
     if url_credentials is not None:
         credentials = url_credentials.get_secret_value()
-        basic = base64.b64encode(credentials.encode()).decode("ascii")
-        return f"Basic {basic}", credentials.partition(":")[2] or None
+        return _basic(credentials), credentials.partition(":")[2] or None
     return None, None
+
+
+def _basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+
+
+def secret_forms(authorization: str | None, headers: Headers | None) -> tuple[str, ...]:
+    """Every form in which the request's credentials travel, to blank out of errors.
+
+    A server that echoes a header echoes what was sent: the key, or for
+    Basic authorization `user:password` in base64, which is the password
+    all the same. So each credential is blanked as sent, as its token
+    without the scheme (`Bearer`, `Basic`), and, for Basic, as the password.
+    """
+    values = [authorization] if authorization else []
+    values += [
+        value.get_secret_value()
+        for value in (headers or {}).values()
+        if isinstance(value, SecretStr)
+    ]
+    forms: set[str] = set()
+    for value in values:
+        forms.add(value)
+        scheme, _, token = value.partition(" ")
+        if token:
+            forms.add(token.strip())
+        if scheme.lower() == "basic" and token:
+            try:
+                pair = base64.b64decode(token.strip(), validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                continue
+            forms.add(pair.partition(":")[2])
+    # Longest first, so a part never breaks the whole it belongs to.
+    return tuple(sorted((form for form in forms if form), key=len, reverse=True))

@@ -28,6 +28,7 @@ from langchain_dfehub._errors import (
     DfeHubProtocolError,
     DfeHubServerError,
     DfeHubTimeoutError,
+    Secret,
     _scrub,
     _status_class,
     detail_error,
@@ -67,7 +68,7 @@ class Request:
     stream: bool
     connect_timeout: float | None
     read_timeout: float | None
-    secret: str | None = field(repr=False)
+    secret: Secret = field(repr=False)
     policy: RetryPolicy
     connection: Connection = field(default=DEFAULT_CONNECTION, repr=False)
     # Seconds the whole call may take, counted from `started` (monotonic).
@@ -209,7 +210,7 @@ class ReplyStream:
         return chunks
 
     @property
-    def _secret(self) -> str | None:
+    def _secret(self) -> Secret:
         return self._request.secret if self._request is not None else None
 
     def fail(self, error: DfeHubError) -> DfeHubError:
@@ -241,7 +242,7 @@ def _text_length(delta: Mapping[str, Any]) -> int:
 def _error_for_event(
     event: Detail | ServerError | Malformed,
     url: str | None = None,
-    secret: str | None = None,
+    secret: Secret = None,
 ) -> DfeHubError:
     """The typed error an event calls for, with any echoed key blanked out.
 
@@ -262,9 +263,7 @@ def _error_for_event(
     )
 
 
-def _in_band_error(
-    event: ServerError, url: str | None, secret: str | None
-) -> DfeHubError:
+def _in_band_error(event: ServerError, url: str | None, secret: Secret) -> DfeHubError:
     error = event.data.get("error")
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) else None
@@ -288,7 +287,7 @@ def _in_band_error(
     return cls(message, status_code=status, server_message=said)
 
 
-def _shape_error(problem: str, secret: str | None) -> DfeHubProtocolError:
+def _shape_error(problem: str, secret: Secret) -> DfeHubProtocolError:
     return DfeHubProtocolError(
         f"The server's reply does not follow the chat-completions format:"
         f" {_scrub(problem, secret)}. Check that base_url points to an"
@@ -335,7 +334,7 @@ _NOT_JSON = object()
 
 
 def read_json_reply(
-    body: bytes, url: str | None = None, *, secret: str | None = None
+    body: bytes, url: str | None = None, *, secret: Secret = None
 ) -> dict[str, Any]:
     """Parse a non-streaming 2xx body into a `chat.completion` dict.
 
@@ -363,7 +362,7 @@ def read_json_reply(
     raise _error_for_event(event, url, secret)
 
 
-def _not_json(text: str, secret: str | None) -> DfeHubProtocolError:
+def _not_json(text: str, secret: Secret) -> DfeHubProtocolError:
     excerpt = _scrub(text.strip()[: _LINE_EXCERPT * 4], secret)[:_LINE_EXCERPT]
     return DfeHubProtocolError(
         f"The server's reply is not JSON: {excerpt!r}. Check that base_url points"
