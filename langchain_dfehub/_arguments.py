@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ import langchain_core
 import pydantic
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
+
+from langchain_dfehub._settings import check_call_setting
 
 # ChatOpenAI's spellings of our fields (its field names and their aliases).
 ALIASES: Mapping[str, str] = {
@@ -102,6 +104,15 @@ REFUSED: Mapping[str, str] = {
     "azure_deployment": "Azure OpenAI is not supported; use base_url.",
     "deployment_name": "Azure OpenAI is not supported; use base_url.",
 }
+
+# The model's client settings a call may change, for that call only.
+CALL_SETTINGS = (
+    "timeout",
+    "max_retries",
+    "deadline",
+    "max_retry_wait",
+    "throttle_budget",
+)
 
 # Chat-completions request parameters without a field of their own: sent as
 # given, without a warning.
@@ -225,22 +236,91 @@ def _set_once(
     result[target] = value
 
 
-def _check_body_field(name: str, value: Any) -> None:
+def _check_body_field(
+    name: str, value: Any, sent: str = "unknown arguments are"
+) -> None:
     refuse_client_settings({name: value})
     if _SECRET_NAME.search(name) or isinstance(value, SecretStr):
         msg = (
-            f"{name!r} looks like a secret, and unknown arguments are sent in the"
-            " request body. Pass the key as api_key= (sent as a Bearer header),"
+            f"{name!r} looks like a secret, and {sent} sent in the request body."
+            " Pass the key to the model as api_key= (sent as a Bearer header),"
             " or another credential in default_headers=."
         )
         raise ValueError(msg)
     if not _is_plain_json(value):
         msg = (
-            f"{name!r} is a {type(value).__name__}, and unknown arguments are"
-            " sent in the JSON request body. Only plain values (strings,"
-            " numbers, booleans, None, and lists and dicts of them) can be sent."
+            f"{name!r} is a {type(value).__name__}, and {sent} sent in the JSON"
+            " request body. Only plain values (strings, numbers, booleans, None,"
+            " and lists and dicts of them) can be sent."
         )
         raise ValueError(msg)
+
+
+def sort_call_arguments(
+    kwargs: Mapping[str, Any],
+    fields: Mapping[str, FieldInfo],
+    body_fields: Collection[str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a call's arguments into its own client settings and body fields.
+
+    A call's arguments are request-body fields, as `ChatOpenAI`'s are, but
+    for the client settings a user expects to work per call (`timeout`,
+    `max_retries`, `deadline`, and the throttle waits), which apply to that
+    call only. The model's other settings (`api_key`, `base_url`, ...) and
+    anything that looks like a secret are refused, as the constructor
+    refuses them: sent, a key would travel in the body, where servers log it.
+    `ls_*` arguments are LangChain's tracing hints, for neither.
+
+    Args:
+        kwargs: The call's keyword arguments (bound ones included).
+        fields: The model's fields, by name.
+        body_fields: The fields a call may set in the body (`temperature`).
+
+    Returns:
+        The call's settings, checked, by field name; and the body fields.
+
+    Raises:
+        ValueError: for a setting of the model, a secret, a value that is not
+            plain JSON, or a bad value of a call setting; never showing it.
+    """
+    settings: dict[str, Any] = {}
+    body: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if name.startswith("ls_"):
+            continue
+        refuse_client_settings({name: value})
+        target = name if name in fields else _field_named(name, fields)
+        if target in CALL_SETTINGS:
+            if target in settings:
+                msg = (
+                    f"{name!r} and {target!r} name the same setting; give only"
+                    f" {target}=."
+                )
+                raise ValueError(msg)
+            settings[target] = check_call_setting(target, value)
+        elif target is not None and target not in body_fields:
+            msg = (
+                f"{name!r} is a setting of the model, not of one call; only"
+                f" {', '.join(CALL_SETTINGS)} can be given to a call. Build a model"
+                f" with it instead: ChatDfeHub(..., {target}=...)."
+            )
+            raise ValueError(msg)
+        else:
+            _check_body_field(name, value, sent="a call's arguments are")
+            body[name] = value
+    return settings, body
+
+
+def _field_named(name: str, fields: Mapping[str, FieldInfo]) -> str | None:
+    """The field `name` stands for, by its alias or ChatOpenAI's spelling."""
+    for field_name, field in fields.items():
+        if field.alias == name:
+            return field_name
+    target = ALIASES.get(name)
+    if target in fields and target not in ("model", "max_tokens"):
+        # `model_name` and `max_completion_tokens` are request fields too.
+        return target
+    return None
 
 
 def _is_plain_json(value: Any) -> bool:

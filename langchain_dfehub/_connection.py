@@ -10,12 +10,15 @@ variables, at its own moment, and followed redirects its own way).
 The environment is read when the object is built, on a model's first call:
 `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` for the CA bundle, and
 `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` (either case) for the
-proxy. A field given to the model wins over its variable.
+proxy, read as `requests` reads them (a proxy without a scheme is an HTTP
+one; `NO_PROXY` may name networks in CIDR form). A field given to the model
+wins over its variable.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import ipaddress
 import os
 import ssl
 import threading
@@ -29,6 +32,7 @@ from urllib.parse import urlsplit
 from urllib3.exceptions import InsecureRequestWarning
 
 from langchain_dfehub import _fork
+from langchain_dfehub._urls import display_url
 
 # The environment variables naming a CA bundle, the first one set wins.
 CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -136,6 +140,8 @@ def build_connection(
         verify = _ca_bundle_from_environment(url) or True
     if proxy is None:
         proxy = _proxy_from_environment(url)
+    elif proxy:
+        proxy = proxy_url(proxy, "proxy=")
     connection = Connection(
         verify=verify,
         cert=cert,
@@ -186,20 +192,80 @@ def _ca_bundle_from_environment(url: str) -> str | None:
     return None
 
 
+# Proxy schemes both libraries speak (SOCKS needs `requests[socks]` and
+# `httpx[socks]` installed).
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def with_scheme(proxy: str) -> str:
+    """A proxy URL with its scheme: `http://` when it has none."""
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def proxy_url(proxy: str, source: str) -> str:
+    """A proxy URL as both libraries read it, checked once for both paths.
+
+    A proxy without a scheme (`host:3128`, `user:password@host:3128`) is an
+    HTTP proxy, as `requests` and httpx take one from the environment; given
+    as it is, httpx would refuse it with its password in the message, and
+    `urlsplit` would read `user` as its scheme.
+
+    Raises:
+        ValueError: naming `source` and the proxy, without its credentials.
+    """
+    full = with_scheme(proxy)
+    parts = urlsplit(full)
+    try:
+        parts.port  # noqa: B018 - read for its ValueError on a bad port
+    except ValueError:
+        good = False
+    else:
+        good = parts.scheme.lower() in PROXY_SCHEMES and bool(parts.hostname)
+    if not good:
+        schemes = ", ".join(f"{scheme}://" for scheme in PROXY_SCHEMES)
+        msg = (
+            f"{source} names the proxy {display_url(full)!r}, which is not a"
+            f" proxy URL: give scheme://host:port (scheme one of {schemes}),"
+            " with user:password@ before the host if the proxy wants them."
+        )
+        raise ValueError(msg)
+    return full
+
+
 def _proxy_from_environment(url: str) -> str | None:
     """The proxy the `*_PROXY` variables name for `url`, unless `NO_PROXY` says no."""
     proxies = urllib.request.getproxies_environment()
     parts = urlsplit(url)
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy:
+    scheme = parts.scheme if proxies.get(parts.scheme) else "all"
+    proxy = proxies.get(scheme)
+    if not proxy or _bypassed(parts.hostname or "", parts.port, proxies):
         return None
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    return proxy_url(proxy, f"{scheme.upper()}_PROXY")
+
+
+def _bypassed(host: str, port: int | None, proxies: dict[str, str]) -> bool:
+    """Whether `NO_PROXY` exempts the host, as `requests` reads it.
+
+    Beside names (`.example.com`, `localhost`) and `*`, which `urllib` knows,
+    an address is exempt by a network in CIDR form (`127.0.0.0/8`, `::1/128`),
+    as `requests` and `ChatOpenAI` honour: `urllib` reads such an entry as
+    a name, which no host has.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        for entry in proxies.get("no", "").split(","):
+            try:
+                network = ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                continue
+            if address in network:
+                return True
+    named = f"{host}:{port}" if port is not None else host
     bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-    if bypass(host, proxies):
-        return None
-    return proxy
+    return bool(bypass(named, proxies))
 
 
 class ConnectionCache:

@@ -54,6 +54,9 @@ _HIDDEN_BLOCK = re.compile(
 )
 _SPACE = re.compile(r"\s+")
 
+# What to blank out of a message: a key, or every form of the credentials.
+Secret = str | tuple[str, ...] | None
+
 
 class DfeHubError(ModelError):
     """Base class of every error raised by ChatDfeHub; a LangChain `ModelError`.
@@ -214,7 +217,7 @@ class DfeHubProtocolError(DfeHubError):
     """The server's reply does not follow the chat-completions wire format."""
 
 
-def _excerpt(text: str, secret: str | None = None) -> str:
+def _excerpt(text: str, secret: Secret = None) -> str:
     """Return a short, single-line excerpt of a text, the key blanked out.
 
     The key is blanked before the text is cut, so a cut cannot leave part of
@@ -233,7 +236,7 @@ def _page_text(text: str) -> str:
     return html.unescape(_TAG.sub(" ", text))
 
 
-def server_message(body: bytes, *, secret: str | None = None) -> tuple[str, Any]:
+def server_message(body: bytes, *, secret: Secret = None) -> tuple[str, Any]:
     """Return the server's own message from an error body, and the parsed JSON.
 
     Understands `{"detail": ...}` (the DfeHub service and FastAPI servers),
@@ -259,16 +262,18 @@ def server_message(body: bytes, *, secret: str | None = None) -> tuple[str, Any]
     return _excerpt(text, secret), parsed
 
 
-def _scrub(text: str, secret: str | None) -> str:
+def _scrub(text: str, secret: Secret) -> str:
     """Blank out the key, should a server echo it in a message.
 
     Only the key as a whole token is blanked: not where its text is part of
     a longer word or number. A placeholder key such as `"x"` or `"1"`, as
     local servers are used with, must not turn "exceeds" into "e***ceeds" or
-    mangle an address.
+    mangle an address. `secret` may be several: every form a credential
+    travels in (see `_settings.secret_forms`).
     """
-    if secret and secret in text:
-        text = _token_pattern(secret).sub("***", text)
+    for one in (secret,) if isinstance(secret, str) else secret or ():
+        if one and one in text:
+            text = _token_pattern(one).sub("***", text)
     return text
 
 
@@ -398,7 +403,7 @@ def error_from_status(
     body: bytes,
     *,
     url: str,
-    secret: str | None = None,
+    secret: Secret = None,
 ) -> DfeHubError:
     """Map a non-2xx reply to the typed error that says what to do next.
 
@@ -450,7 +455,7 @@ def error_from_status(
 
 
 def _redirect_error(
-    status: int, headers: Mapping[str, str], url: str, secret: str | None
+    status: int, headers: Mapping[str, str], url: str, secret: Secret
 ) -> DfeHubAPIError:
     """A redirect, which ChatDfeHub does not follow: it says where to point.
 

@@ -144,10 +144,24 @@ def _content(content: str | list[str | dict[str, Any]]) -> str | list[Any]:
             continue
         else:
             parts.append(block)
-    if all(part.get("type") == "text" for part in parts):
+    if all(_is_bare_text(part) for part in parts):
         # Plain text is the most portable form across compatible servers.
-        return "".join(str(part.get("text", "")) for part in parts)
+        return "".join(part["text"] for part in parts)
     return parts
+
+
+def _is_bare_text(part: Any) -> bool:
+    """Whether a part is text and nothing else, so joining it loses nothing.
+
+    A text part with more fields (`cache_control` for prompt caching, as
+    OpenRouter and LiteLLM read it) is sent as the user built it.
+    """
+    return (
+        isinstance(part, dict)
+        and part.keys() == {"type", "text"}
+        and part["type"] == "text"
+        and isinstance(part["text"], str)
+    )
 
 
 def _tool_call_to_dict(call: ToolCall) -> dict[str, Any]:

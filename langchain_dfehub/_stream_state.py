@@ -28,6 +28,7 @@ from langchain_dfehub._errors import (
     DfeHubProtocolError,
     DfeHubServerError,
     DfeHubTimeoutError,
+    Secret,
     _scrub,
     _status_class,
     detail_error,
@@ -68,7 +69,7 @@ class Request:
     stream: bool
     connect_timeout: float | None
     read_timeout: float | None
-    secret: str | None = field(repr=False)
+    secret: Secret = field(repr=False)
     policy: RetryPolicy
     connection: Connection = field(default=DEFAULT_CONNECTION, repr=False)
     # Seconds the whole call may take, counted from `started` (monotonic).
@@ -210,7 +211,7 @@ class ReplyStream:
         return chunks
 
     @property
-    def _secret(self) -> str | None:
+    def _secret(self) -> Secret:
         return self._request.secret if self._request is not None else None
 
     def fail(self, error: DfeHubError) -> DfeHubError:
@@ -242,7 +243,7 @@ def _text_length(delta: Mapping[str, Any]) -> int:
 def _error_for_event(
     event: Detail | ServerError | Malformed,
     url: str | None = None,
-    secret: str | None = None,
+    secret: Secret = None,
 ) -> DfeHubError:
     """The typed error an event calls for, with any echoed key blanked out.
 
@@ -268,9 +269,7 @@ def _error_for_event(
 _THROTTLE_CODES = frozenset({429, "429", "rate_limit_exceeded"})
 
 
-def _in_band_error(
-    event: ServerError, url: str | None, secret: str | None
-) -> DfeHubError:
+def _in_band_error(event: ServerError, url: str | None, secret: Secret) -> DfeHubError:
     error = event.data.get("error")
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) else None
@@ -298,7 +297,7 @@ def _in_band_error(
     return cls(message, status_code=status, server_message=said)
 
 
-def _shape_error(problem: str, secret: str | None) -> DfeHubProtocolError:
+def _shape_error(problem: str, secret: Secret) -> DfeHubProtocolError:
     return DfeHubProtocolError(
         f"The server's reply does not follow the chat-completions format:"
         f" {_scrub(problem, secret)}. Check that base_url points to an"
@@ -345,7 +344,7 @@ _NOT_JSON = object()
 
 
 def read_json_reply(
-    body: bytes, url: str | None = None, *, secret: str | None = None
+    body: bytes, url: str | None = None, *, secret: Secret = None
 ) -> dict[str, Any]:
     """Parse a non-streaming 2xx body into a `chat.completion` dict.
 
@@ -373,7 +372,7 @@ def read_json_reply(
     raise _error_for_event(event, url, secret)
 
 
-def _not_json(text: str, secret: str | None) -> DfeHubProtocolError:
+def _not_json(text: str, secret: Secret) -> DfeHubProtocolError:
     excerpt = _scrub(text.strip()[: _LINE_EXCERPT * 4], secret)[:_LINE_EXCERPT]
     return DfeHubProtocolError(
         f"The server's reply is not JSON: {excerpt!r}. Check that base_url points"

@@ -28,6 +28,10 @@ from langchain_core.language_models.chat_models import (
     agenerate_from_stream,
     generate_from_stream,
 )
+from langchain_core.load.serializable import (
+    SerializedConstructor,
+    SerializedNotImplemented,
+)
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
@@ -43,13 +47,19 @@ from pydantic import (
 )
 
 from langchain_dfehub._arguments import (
+    CALL_SETTINGS,
     check_choices,
     merge_extra_body,
-    refuse_client_settings,
+    sort_call_arguments,
     sort_init_arguments,
     user_stacklevel,
 )
-from langchain_dfehub._connection import CertFiles, ConnectionCache, warn_unverified
+from langchain_dfehub._connection import (
+    CertFiles,
+    ConnectionCache,
+    proxy_url,
+    warn_unverified,
+)
 from langchain_dfehub._gate import GateState, ServiceGate, gate_for
 from langchain_dfehub._messages import (
     chunk_to_message,
@@ -59,6 +69,7 @@ from langchain_dfehub._messages import (
 from langchain_dfehub._profiles import default_profile
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._settings import (
+    CallSettings,
     authorization,
     check_client,
     check_files,
@@ -66,7 +77,12 @@ from langchain_dfehub._settings import (
     check_json_numbers,
     check_key,
     check_timeout,
+    header_values,
+    header_variable,
+    hide_credential_headers,
+    is_credential_header,
     proxy_with_credentials_from_environment,
+    secret_forms,
     split_credentials,
 )
 from langchain_dfehub._stream_state import Request
@@ -104,6 +120,8 @@ _SAMPLING_FIELDS = (
     "logprobs",
     "top_logprobs",
 )
+# What a call's arguments may set in the body under a field's name.
+_BODY_FIELDS = ("model", "stop", *_SAMPLING_FIELDS)
 _USER_AGENT = f"langchain-dfehub/{__version__}"
 _STREAM_ACCEPT = "text/event-stream, application/json"
 _ASYNC_SETUP = threading.Lock()
@@ -120,6 +138,9 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
     os.register_at_fork(after_in_child=_fresh_async_setup_lock)
 # Marks a pickled model whose credentials were left out (see `__getstate__`).
 _CREDENTIALS_LEFT_OUT = "__dfehub_credentials_left_out__"
+# The names of credential headers left out of a pickle, read back from
+# their variables (see `header_variable`).
+_HEADERS_LEFT_OUT = "__dfehub_headers_left_out__"
 
 
 class ChatDfeHub(BaseChatModel):
@@ -290,8 +311,13 @@ class ChatDfeHub(BaseChatModel):
     """Your own `httpx.AsyncClient` for the async path, used as it is, on the
     event loop it belongs to. You close it."""
 
-    default_headers: dict[str, str] | None = None
-    """Extra HTTP headers sent with every request."""
+    default_headers: dict[str, str | SecretStr] | None = None
+    """Extra HTTP headers sent with every request.
+
+    A credential among them (`Authorization`, `X-Api-Key`, a cookie, any
+    name with a key or a token) is kept as a `SecretStr`, like `api_key`:
+    sent, never shown; left out of pickles and `dumpd`, which name the
+    variable it is read from instead (`DFEHUB_HEADER_X_API_KEY`)."""
 
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra fields for the request body, sent as given (e.g. `seed`)."""
@@ -336,6 +362,11 @@ class ChatDfeHub(BaseChatModel):
         check_json_numbers(value, str(info.field_name))
         return value
 
+    @field_validator("default_headers", mode="before")
+    @classmethod
+    def _hide_credential_headers(cls, value: Any) -> Any:
+        return hide_credential_headers(value) if isinstance(value, dict) else value
+
     @field_validator("http_client")
     @classmethod
     def _check_http_client(cls, value: Any) -> Any:
@@ -368,9 +399,11 @@ class ChatDfeHub(BaseChatModel):
         if self.verify is False:
             self._unverified_warned = True
             warn_unverified(self.base_url, user_stacklevel())
-        if self.proxy and split_credentials(self.proxy)[1] is not None:
-            self._proxy_url = SecretStr(self.proxy)
-            self.proxy = split_credentials(self.proxy)[0]
+        if self.proxy:
+            full = proxy_url(self.proxy, "proxy=")
+            self.proxy, credentials = split_credentials(full)
+            if credentials is not None:
+                self._proxy_url = SecretStr(full)
         return self
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
@@ -402,6 +435,13 @@ class ChatDfeHub(BaseChatModel):
             or private.get("_url_credentials") is not None
             or private.get("_proxy_url") is not None
         )
+        hidden = self._credential_headers()
+        if hidden:
+            fields["default_headers"] = {
+                name: value
+                for name, value in (self.default_headers or {}).items()
+                if name not in hidden
+            }
         fields.update(api_key=None, http_client=None, http_async_client=None)
         private.update(_url_credentials=None, _proxy_url=None)
         return {
@@ -409,13 +449,21 @@ class ChatDfeHub(BaseChatModel):
             "__dict__": fields,
             "__pydantic_private__": private,
             _CREDENTIALS_LEFT_OUT: left_out,
+            _HEADERS_LEFT_OUT: hidden,
         }
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         """Unpickle, reading left-out credentials from the environment."""
         state = dict(state)
         left_out = state.pop(_CREDENTIALS_LEFT_OUT, False)
+        headers_left_out = state.pop(_HEADERS_LEFT_OUT, [])
         super().__setstate__(state)
+        for name in headers_left_out:
+            value = os.environ.get(header_variable(name))
+            if value:
+                headers = dict(self.default_headers or {})
+                headers[name] = SecretStr(value)
+                self.__dict__["default_headers"] = headers
         if left_out:
             key = secret_from_env("DFEHUB_API_KEY", default=None)()
             self.__dict__["api_key"] = key
@@ -497,6 +545,29 @@ class ChatDfeHub(BaseChatModel):
         """The key is stored as a reference to its environment variable."""
         return {"api_key": "DFEHUB_API_KEY"}
 
+    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
+        """The model as `dumpd` saves it, without credential headers.
+
+        LangChain's secret references name top-level arguments only (one
+        inside `default_headers` would be saved as data), so a credential
+        header is left out, as a pickle leaves it out; give it to the loaded
+        model again.
+        """
+        saved = super().to_json()
+        hidden = self._credential_headers()
+        kwargs = saved.get("kwargs")
+        if hidden and isinstance(kwargs, dict) and kwargs.get("default_headers"):
+            kwargs["default_headers"] = {
+                name: value
+                for name, value in kwargs["default_headers"].items()
+                if name not in hidden
+            }
+        return saved
+
+    def _credential_headers(self) -> list[str]:
+        headers = self.default_headers or {}
+        return [name for name in headers if is_credential_header(name)]
+
     # --- requests ---------------------------------------------------------------
 
     def _request(
@@ -518,10 +589,11 @@ class ChatDfeHub(BaseChatModel):
         body.update(self.model_kwargs)
         stream_usage = kwargs.pop("stream_usage", self.stream_usage)
         call_extra_body = kwargs.pop("extra_body", None)
-        refuse_client_settings(kwargs)
-        for key, value in kwargs.items():
-            if not key.startswith("ls_"):  # tracing hints, not for the server
-                body[key] = value
+        own, fields = sort_call_arguments(kwargs, type(self).model_fields, _BODY_FIELDS)
+        body.update(fields)
+        settings = CallSettings(
+            **{name: own.get(name, getattr(self, name)) for name in CALL_SETTINGS}
+        )
         merge_extra_body(body, self.extra_body, call_extra_body)
         check_choices(body, stream=stream)
         body["messages"] = messages_to_dicts(
@@ -530,11 +602,11 @@ class ChatDfeHub(BaseChatModel):
         body["stream"] = stream
         if stream and stream_usage:
             body["stream_options"] = {"include_usage": True}
-        connect, read = (
-            self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
-        )
+        connect, read = settings.connect_and_read
         url = chat_completions_url(self.base_url)
         header, secret = authorization(self.api_key, self._url_credentials)
+        # A header set after the model was built is hidden now, as it is sent.
+        credentials = hide_credential_headers(self.default_headers)
         if self.verify is False and not self._unverified_warned:
             # Set on a copy or after the model was built: warned of now.
             self._unverified_warned = True
@@ -546,11 +618,11 @@ class ChatDfeHub(BaseChatModel):
             stream=stream,
             connect_timeout=connect,
             read_timeout=read,
-            secret=secret,
+            secret=secret_forms(header, credentials),
             policy=RetryPolicy(
-                max_retries=self.max_retries,
-                max_retry_wait=self.max_retry_wait,
-                throttle_budget=self.throttle_budget,
+                max_retries=settings.max_retries,
+                max_retry_wait=settings.max_retry_wait,
+                throttle_budget=settings.throttle_budget,
                 gate=self._gate(url, secret),
                 model=body["model"] if isinstance(body.get("model"), str) else None,
                 throttle_scope=self.throttle_scope,
@@ -563,7 +635,7 @@ class ChatDfeHub(BaseChatModel):
                 http_client=self.http_client,
                 http_async_client=self.http_async_client,
             ),
-            deadline=self.deadline,
+            deadline=settings.deadline,
         )
 
     def _proxy_to_use(self) -> str | None:
@@ -592,7 +664,7 @@ class ChatDfeHub(BaseChatModel):
             headers["Authorization"] = authorization
         if self.default_headers:
             check_headers(self.default_headers)
-            headers.update(self.default_headers)
+            headers.update(header_values(self.default_headers))
         return headers
 
     @property

@@ -80,7 +80,7 @@ class GatewayServer:
             protocol_version = "HTTP/1.1"
             timeout = 10
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def do_POST(self) -> None:

@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,13 @@ from model_calls import call
 from pydantic import SecretStr
 from urllib3.exceptions import InsecureRequestWarning
 
-from langchain_dfehub import ChatDfeHub, DfeHubAPIError, DfeHubConnectionError
+from langchain_dfehub import (
+    ChatDfeHub,
+    DfeHubAPIError,
+    DfeHubConnectionError,
+    DfeHubServerError,
+    DfeHubTimeoutError,
+)
 from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus
 
 MODES = ["sync", "async"]
@@ -618,3 +625,255 @@ def test_a_line_break_set_after_the_model_was_built_is_a_bad_setting_not_retried
     assert "sk-secret-value" not in str(caught.value)
     assert "reach" not in str(caught.value)
     assert emulator.requests == []  # refused before sending, never retried
+
+
+# --- client settings given to one call ------------------------------------------------
+
+
+def call_with(model: ChatDfeHub, mode: str, stream: bool, **kwargs: Any) -> str:
+    """The answer to "hi", with the call's own arguments."""
+    if mode == "sync":
+        if stream:
+            return "".join(str(c.content) for c in model.stream("hi", **kwargs))
+        return str(model.invoke("hi", **kwargs).content)
+
+    async def run() -> str:
+        if stream:
+            chunks = [str(c.content) async for c in model.astream("hi", **kwargs)]
+            return "".join(chunks)
+        return str((await model.ainvoke("hi", **kwargs)).content)
+
+    return asyncio.run(run())
+
+
+def silent(conn: socket.socket, request: bytes) -> None:
+    """Take the request, then say nothing until the client goes (at most 10 s)."""
+    conn.recv(1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize("name", ["timeout", "request_timeout"])
+def test_a_calls_timeout_bounds_that_call_and_is_not_sent(
+    hostile_server: Start, mode: str, streaming: bool, name: str
+) -> None:
+    server = hostile_server(silent)
+    model = ChatDfeHub(base_url=server.base_url, timeout=30, max_retries=0)
+
+    with pytest.raises(DfeHubTimeoutError) as caught:
+        call_with(model, mode, streaming, **{name: 0.3})
+
+    assert caught.value.phase == "read"
+    assert "sent nothing for 0.3 s" in str(caught.value)
+    assert b"timeout" not in server.requests[0].partition(b"\r\n\r\n")[2]
+    assert model.timeout == 30  # the model's own is unchanged
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_a_calls_max_retries_applies_to_that_call_only(
+    emulator: DfeHubEmulator, mode: str, streaming: bool
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+    emulator.add_faults(*[ErrorStatus(500, "down")] * 2)
+
+    assert call_with(model, mode, streaming, max_retries=2) == "hi"
+    assert len(emulator.requests) == 3
+    assert all("max_retries" not in r.body for r in emulator.requests)
+
+    emulator.add_faults(ErrorStatus(500, "down"))
+    with pytest.raises(DfeHubServerError):
+        call_with(model, mode, streaming)
+    assert len(emulator.requests) == 4
+
+
+def trickle(conn: socket.socket, request: bytes) -> None:
+    """A reply that comes one byte every 50 ms, for at most 10 s."""
+    streaming = b'"stream":true' in request.replace(b" ", b"")
+    kind = "text/event-stream" if streaming else "application/json"
+    conn.sendall(http_head("200 OK", kind))
+    for _ in range(200):
+        conn.sendall(b":" if streaming else b" ")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_a_calls_deadline_bounds_that_call_and_is_not_sent(
+    hostile_server: Start, mode: str, streaming: bool
+) -> None:
+    server = hostile_server(trickle)
+    model = ChatDfeHub(base_url=server.base_url, timeout=(5, 5), max_retries=0)
+
+    with pytest.raises(DfeHubTimeoutError) as caught:
+        call_with(model, mode, streaming, deadline=0.5)
+
+    assert caught.value.phase == "deadline"
+    assert "deadline of 0.5 s" in str(caught.value)
+    assert b"deadline" not in server.requests[0].partition(b"\r\n\r\n")[2]
+
+
+REFUSED_PER_CALL = {
+    "base_url": "http://elsewhere.example/v1",
+    "openai_api_base": "http://elsewhere.example/v1",
+    "proxy": "http://127.0.0.1:9",
+    "verify": False,
+    "default_headers": {"X-Team": "a"},
+    "model_kwargs": {"seed": 1},
+    "streaming": True,
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(REFUSED_PER_CALL))
+def test_the_models_other_settings_are_refused_in_a_call(
+    emulator: DfeHubEmulator, mode: str, name: str
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+
+    with pytest.raises(ValueError, match=f"{name!r} is a setting of the model"):
+        call_with(model, mode, False, **{name: REFUSED_PER_CALL[name]})
+
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("timeout", 0),
+        ("timeout", "soon"),
+        ("timeout", (1, 2, 3)),
+        ("max_retries", -1),
+        ("max_retries", 1.5),
+        ("deadline", float("nan")),
+        ("max_retry_wait", -1),
+        ("throttle_budget", float("inf")),
+    ],
+)
+def test_a_bad_setting_for_a_call_is_refused_before_sending(
+    emulator: DfeHubEmulator, mode: str, name: str, value: Any
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        call_with(model, mode, False, **{name: value})
+
+    assert emulator.requests == []
+
+
+# --- proxies as requests and httpx read them -----------------------------------------
+
+
+def refuse(conn: socket.socket, request: bytes) -> None:
+    """A proxy that must not be used: it records the request and answers 502."""
+    conn.sendall(http_head("502 Bad Gateway", "text/plain") + b"not for you")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("no_proxy", ["127.0.0.0/8", "10.0.0.0/8, 127.0.0.1/32"])
+def test_no_proxy_networks_in_cidr_form_are_honoured(
+    emulator: DfeHubEmulator,
+    hostile_server: Start,
+    mode: str,
+    no_proxy: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = hostile_server(refuse)
+    monkeypatch.setenv("HTTP_PROXY", proxy.origin)
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    model = ChatDfeHub(base_url=emulator.base_url, api_key="sk-x", max_retries=0)
+
+    assert call(model, mode) == "hi"
+    assert proxy.connections == 0  # neither the request nor its key went there
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_network_that_does_not_hold_the_host_leaves_the_proxy_in_use(
+    emulator: DfeHubEmulator,
+    hostile_server: Start,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = hostile_server(answer)  # reached only through the proxy
+    monkeypatch.setenv("HTTP_PROXY", origin(emulator))
+    monkeypatch.setenv("NO_PROXY", "10.0.0.0/8")
+    model = ChatDfeHub(base_url=server.base_url, max_retries=0)
+
+    assert call(model, mode) == "hi"  # the emulator, as the proxy, answered
+    assert server.connections == 0
+
+
+def without_scheme(emulator: DfeHubEmulator, credentials: str = "") -> str:
+    return credentials + origin(emulator).removeprefix("http://")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("credentials", ["", f"bob:{PROXY_PASSWORD}@"])
+@pytest.mark.parametrize("where", ["HTTP_PROXY", "ALL_PROXY", "proxy="])
+def test_a_proxy_without_a_scheme_is_an_http_proxy_on_both_paths(
+    emulator: DfeHubEmulator,
+    mode: str,
+    credentials: str,
+    where: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = without_scheme(emulator, credentials)
+    if where == "proxy=":
+        model = ChatDfeHub(base_url=UNKNOWN_HOST, proxy=proxy, max_retries=0)
+    else:
+        monkeypatch.setenv(where, proxy)
+        model = ChatDfeHub(base_url=UNKNOWN_HOST, max_retries=0)
+
+    assert call(model, mode) == "hi"
+    sent = emulator.requests[-1].headers
+    assert sent["host"] == "dfehub.invalid"
+    if credentials:
+        basic = base64.b64encode(f"bob:{PROXY_PASSWORD}".encode()).decode()
+        assert sent["proxy-authorization"] == f"Basic {basic}"
+    else:
+        assert "proxy-authorization" not in sent
+    shown = [repr(model), json.dumps(dumpd(model)), str(model.model_dump())]
+    assert all(PROXY_PASSWORD not in place for place in shown)
+    assert PROXY_PASSWORD.encode() not in pickle.dumps(model)
+
+
+BAD_PROXIES = [
+    f"ftp://carol:{PROXY_PASSWORD}@127.0.0.1:21",
+    f"http://carol:{PROXY_PASSWORD}@127.0.0.1:notaport",
+    f"carol:{PROXY_PASSWORD}@127.0.0.1:notaport",
+    "http://",
+]
+
+
+@pytest.mark.parametrize("proxy", BAD_PROXIES)
+def test_a_bad_proxy_field_is_refused_without_its_password(proxy: str) -> None:
+    with pytest.raises(ValueError, match="which is not a proxy URL") as caught:
+        ChatDfeHub(proxy=proxy)
+    assert PROXY_PASSWORD not in str(caught.value)
+    assert "proxy=" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("proxy", BAD_PROXIES)
+def test_a_bad_proxy_variable_is_the_same_error_on_both_paths(
+    emulator: DfeHubEmulator, mode: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=2)
+
+    with pytest.raises(ValueError, match="HTTP_PROXY names the proxy") as caught:
+        call(model, mode)
+
+    assert PROXY_PASSWORD not in everything_shown(caught.value)
+    assert emulator.requests == []
+
+
+def everything_shown(error: BaseException) -> str:
+    """What the error and the errors chained to it show."""
+    shown: list[str] = []
+    current: BaseException | None = error
+    while current is not None:
+        shown += [str(current), repr(current)]
+        current = current.__cause__ or current.__context__
+    return " ".join(shown)

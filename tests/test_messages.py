@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import reduce
 from operator import add
 from typing import Any, Literal
 
 import pytest
+from emulator_requests import last_body
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -21,6 +23,7 @@ from langchain_core.messages import (
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.tools import tool
 
+from langchain_dfehub import ChatDfeHub
 from langchain_dfehub._messages import (
     chunk_to_message,
     message_to_dict,
@@ -29,6 +32,7 @@ from langchain_dfehub._messages import (
     response_to_messages,
     usage_from_dict,
 )
+from langchain_dfehub.testing import DfeHubEmulator
 
 # --- helpers: wire objects as an OpenAI-compatible server sends them ---------
 
@@ -280,6 +284,36 @@ def test_text_blocks_are_joined_into_a_plain_string() -> None:
         content=[{"type": "text", "text": "Hello, "}, {"type": "text", "text": "world"}]
     )
     assert message_to_dict(message)["content"] == "Hello, world"
+
+
+CACHED = {
+    "type": "text",
+    "text": "A long shared prefix.",
+    "cache_control": {"type": "ephemeral"},
+}
+
+
+def test_a_text_part_with_more_than_its_text_is_sent_as_given() -> None:
+    message = SystemMessage(content=[CACHED, {"type": "text", "text": " Be brief."}])
+    assert message_to_dict(message)["content"] == [
+        CACHED,
+        {"type": "text", "text": " Be brief."},
+    ]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_cache_control_reaches_the_server_on_both_paths(
+    dfehub_emulator_session: DfeHubEmulator, mode: str
+) -> None:
+    emulator = dfehub_emulator_session
+    emulator.reset()
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+    messages = [SystemMessage(content=[CACHED]), HumanMessage("hi")]
+    if mode == "sync":
+        model.invoke(messages)
+    else:
+        asyncio.run(model.ainvoke(messages))
+    assert last_body(emulator)["messages"][0]["content"] == [CACHED]
 
 
 def test_string_items_in_a_list_are_text() -> None:

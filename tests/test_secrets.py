@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.load import dumpd
+from langchain_core.load import dumpd, load
+from pydantic import SecretStr
 
 from langchain_dfehub import ChatDfeHub, DfeHubError
 from langchain_dfehub._errors import _scrub as scrub
@@ -241,3 +242,177 @@ def test_a_pickled_model_holds_no_credentials_from_base_url(
 ) -> None:
     model = ChatDfeHub(base_url=with_credentials(emulator.base_url))
     assert PASSWORD.encode() not in pickle.dumps(model)
+
+
+# --- secrets given to a call ---------------------------------------------------------
+
+CALL_SECRETS = {
+    "api_key": {"api_key": SECRET},
+    "openai_api_key": {"openai_api_key": SECRET},
+    "password": {"password": SECRET},
+    "a SecretStr value": {"auth_header": SecretStr(SECRET)},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize("bound", [False, True], ids=["call", "bind"])
+@pytest.mark.parametrize(
+    "arguments", list(CALL_SECRETS.values()), ids=list(CALL_SECRETS)
+)
+def test_a_secret_given_to_a_call_is_refused_before_sending(
+    emulator: DfeHubEmulator,
+    mode: str,
+    streaming: bool,
+    bound: bool,
+    arguments: dict[str, Any],
+) -> None:
+    model = ChatDfeHub(base_url=emulator.base_url, max_retries=0)
+    runnable: Any = model.bind(**arguments) if bound else model
+    extra = {} if bound else arguments
+
+    async def run() -> None:
+        if streaming:
+            async for _ in runnable.astream("hi", **extra):
+                pass
+        else:
+            await runnable.ainvoke("hi", **extra)
+
+    def run_in_mode() -> None:
+        if mode == "async":
+            asyncio.run(run())
+        elif streaming:
+            list(runnable.stream("hi", **extra))
+        else:
+            runnable.invoke("hi", **extra)
+
+    with pytest.raises(ValueError, match=next(iter(arguments))) as caught:
+        run_in_mode()
+
+    assert SECRET not in everything_shown(caught.value)
+    assert emulator.requests == []
+
+
+# --- credentials in default_headers ------------------------------------------------
+
+HEADER_KEY = "hk-0123456789abcdef"
+COOKIE = "sess-0123456789abcdef"
+CREDENTIAL_HEADERS = {
+    "Authorization": f"Bearer {SECRET}",
+    "X-Api-Key": HEADER_KEY,
+    "Cookie": f"session={COOKIE}",
+}
+
+
+def credential_model(emulator: DfeHubEmulator, **settings: Any) -> ChatDfeHub:
+    headers = {**CREDENTIAL_HEADERS, "X-Team": "blue"}
+    return ChatDfeHub(base_url=emulator.base_url, default_headers=headers, **settings)
+
+
+def leaks(text: str | bytes) -> list[str]:
+    data = text.encode() if isinstance(text, str) else text
+    return [s for s in (SECRET, HEADER_KEY, COOKIE) if s.encode() in data]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_credential_headers_are_sent_but_never_shown(
+    emulator: DfeHubEmulator, mode: str
+) -> None:
+    model = credential_model(emulator)
+    recorder = StartRecorder()
+    call(model, mode, False, {"callbacks": [recorder]})
+
+    sent = emulator.requests[-1].headers
+    assert sent["authorization"] == f"Bearer {SECRET}"
+    assert sent["x-api-key"] == HEADER_KEY
+    assert sent["cookie"] == f"session={COOKIE}"
+    assert sent["x-team"] == "blue"
+    for place in [
+        repr(model),
+        str(model.model_dump()),
+        model.model_dump_json(),
+        json.dumps(dumpd(model)),
+        json.dumps(recorder.serialized),
+    ]:
+        assert leaks(place) == []
+    assert "blue" in repr(model)  # other headers are shown as they are
+    assert leaks(pickle.dumps(model)) == []
+
+
+@pytest.mark.filterwarnings("ignore:The function `load` is in beta")
+def test_a_dump_leaves_credential_headers_out_and_loads_back() -> None:
+    model = ChatDfeHub(default_headers={"X-Api-Key": HEADER_KEY, "X-Team": "blue"})
+    saved = dumpd(model)
+    assert saved["kwargs"]["default_headers"] == {"X-Team": "blue"}
+    loaded = load(
+        saved, allowed_objects=[ChatDfeHub], valid_namespaces=["langchain_dfehub"]
+    )
+    assert isinstance(loaded, ChatDfeHub)
+    assert loaded.default_headers == {"X-Team": "blue"}
+    assert model.default_headers is not None
+    assert set(model.default_headers) == {"X-Api-Key", "X-Team"}  # untouched
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unpickled_model_reads_its_credential_headers_from_the_environment(
+    emulator: DfeHubEmulator, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    twin = pickle.loads(pickle.dumps(credential_model(emulator)))
+    assert set(twin.default_headers or {}) == {"X-Team"}
+
+    monkeypatch.setenv("DFEHUB_HEADER_X_API_KEY", "hk-from-the-environment")
+    twin = pickle.loads(pickle.dumps(credential_model(emulator)))
+    call(twin, mode, False, None)
+    sent = emulator.requests[-1].headers
+    assert sent["x-api-key"] == "hk-from-the-environment"
+    assert "authorization" not in sent
+
+
+ECHOED_HEADERS = {
+    "the whole header value": f"Bearer {SECRET}",
+    "the token alone": SECRET,
+    "an api-key header": HEADER_KEY,
+    "a cookie": f"session={COOKIE}",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize(
+    "echo", list(ECHOED_HEADERS.values()), ids=list(ECHOED_HEADERS)
+)
+def test_a_credential_header_echoed_by_the_server_is_blanked(
+    emulator: DfeHubEmulator, mode: str, streaming: bool, echo: str
+) -> None:
+    body = json.dumps({"error": {"message": f"refused credentials: {echo}"}})
+    emulator.add_faults(ErrorStatus(401, body))
+    model = credential_model(emulator, max_retries=0)
+    recorder = ErrorRecorder()
+
+    with pytest.raises(DfeHubError) as caught:
+        call(model, mode, streaming, {"callbacks": [recorder]})
+
+    assert "***" in str(caught.value)
+    assert leaks(everything_shown(caught.value)) == []
+    assert all(leaks(everything_shown(e)) == [] for e in recorder.errors)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize("form", ["header", "base64", "password"])
+def test_basic_credentials_from_base_url_echoed_by_the_server_are_blanked(
+    emulator: DfeHubEmulator, mode: str, streaming: bool, form: str
+) -> None:
+    basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    echo = {"header": f"Basic {basic}", "base64": basic, "password": PASSWORD}[form]
+    body = json.dumps({"error": {"message": f"bad credentials {echo}"}})
+    emulator.add_faults(ErrorStatus(401, body))
+    model = ChatDfeHub(base_url=with_credentials(emulator.base_url), max_retries=0)
+
+    with pytest.raises(DfeHubError) as caught:
+        call(model, mode, streaming, None)
+
+    shown = everything_shown(caught.value)
+    assert basic not in shown
+    assert PASSWORD not in shown
+    assert "bad credentials" in str(caught.value)
