@@ -30,7 +30,13 @@ class Failure(Enum):
 
 
 def network_error(kind: Failure, exc: BaseException, request: Request) -> DfeHubError:
-    """The typed error for a network failure, with what to do about it."""
+    """The typed error for a network failure, with what to do about it.
+
+    A failure once the deadline has passed is the deadline's: its timer cuts
+    the connection the call was waiting on, whatever the call was waiting for.
+    """
+    if request.out_of_time():
+        return request.deadline_error()
     where = display_url(request.url)
     reason = network_reason(exc)
     if kind is Failure.CONNECT_TIMEOUT:

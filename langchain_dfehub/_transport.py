@@ -13,15 +13,13 @@ the async transport. Redirects are never followed and cookies never kept.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPSConnectionPool
-from urllib3.poolmanager import PoolManager
 
 from langchain_dfehub import _fork
 from langchain_dfehub._connection import Connection, NoCookies
@@ -37,8 +35,11 @@ from langchain_dfehub._stream_state import (
     ReplyStream,
     Request,
     enough_of_error_body,
+    interim_reply_error,
 )
+from langchain_dfehub._sync_pools import DfeHubAdapter, FinalResponse, watching
 from langchain_dfehub._urls import display_url
+from langchain_dfehub._watchdog import WATCHDOG, Watch
 
 # Enough for `batch` with a generous max_concurrency without urllib3 dropping
 # connections it cannot keep.
@@ -96,16 +97,20 @@ class SyncTransport:
         """Send a non-streaming request; return the `chat.completion` dict."""
         reply: dict[str, Any] | None = None
         call = request.policy.start(request.deadline_at)
-        for attempt in call.retrying():
-            with attempt, call.passage():
-                reply = self._complete_once(request)
+        watch = _arm(request)
+        try:
+            for attempt in call.retrying():
+                with attempt, call.passage():
+                    reply = self._complete_once(request, watch)
+        finally:
+            _disarm(watch)
         assert reply is not None
         return reply
 
-    def _complete_once(self, request: Request) -> dict[str, Any]:
+    def _complete_once(self, request: Request, watch: Watch | None) -> dict[str, Any]:
         reply = JsonReply(request)
         try:
-            with self._post(request) as response:
+            with self._post(request, watch) as response:
                 _raise_for_status(response, request)
                 for data in _received(response):
                     reply.feed(data)
@@ -118,17 +123,28 @@ class SyncTransport:
         opened: tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]
         opened = None  # type: ignore[assignment]
         call = request.policy.start(request.deadline_at)
-        for attempt in call.retrying():
-            with attempt, call.passage():
-                opened = self._open(request)
+        watch = _arm(request)
+        try:
+            for attempt in call.retrying():
+                with attempt, call.passage():
+                    opened = self._open(request, watch)
+        except BaseException:
+            _disarm(watch)
+            raise
         response, received, reply, first = opened
         try:
             yield from first
             reply.check()
             try:
-                for data in received:
-                    yield from reply.feed(data)
-                    reply.check()
+                if not reply.done:
+                    for data in received:
+                        yield from reply.feed(data)
+                        reply.check()
+                        if reply.done:
+                            break
+                if reply.done:
+                    # `[DONE]` ends the answer, whatever the server does next.
+                    _finish(response, received)
             except requests.RequestException as exc:
                 raise reply.fail(_network_error(exc, request)) from None
             yield from reply.close()
@@ -138,15 +154,16 @@ class SyncTransport:
             raise
         finally:
             response.close()
+            _disarm(watch)
 
     def _open(
-        self, request: Request
+        self, request: Request, watch: Watch | None
     ) -> tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]:
         """Send the request and read until the answer starts or ends."""
         reply = ReplyStream(request)
         response = None
         try:
-            response = self._post(request)
+            response = self._post(request, watch)
             _raise_for_status(response, request)
             received = _received(response)
             first: list[Any] = []
@@ -168,23 +185,50 @@ class SyncTransport:
                 response.close()
             raise
 
-    def _post(self, request: Request) -> requests.Response:
+    def _post(self, request: Request, watch: Watch | None) -> requests.Response:
+        # Each wait is cut to the time left (raises once none is left).
+        connect, read = request.waits()
         connection = request.connection
         session = self.session(connection)
         # A user's own session keeps its own TLS and proxy settings.
         settings = (
             connection.requests_settings() if connection.http_client is None else {}
         )
-        return session.post(
-            request.url,
-            data=request.body,
-            headers=request.headers,
-            stream=True,
-            timeout=(request.connect_timeout, request.read_timeout),
-            # Never re-send a POST elsewhere: a 3xx is reported (see `_errors`).
-            allow_redirects=False,
-            **settings,
-        )
+        with watching(watch):
+            return session.post(
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                stream=True,
+                timeout=(connect, read),
+                # Never re-send a POST elsewhere: a 3xx is reported (see `_errors`).
+                allow_redirects=False,
+                **settings,
+            )
+
+
+def _arm(request: Request) -> Watch | None:
+    """Start the whole-exchange timer of a call with a deadline."""
+    at = request.deadline_at
+    return None if at is None else WATCHDOG.arm(at)
+
+
+def _disarm(watch: Watch | None) -> None:
+    if watch is not None:
+        WATCHDOG.disarm(watch)
+
+
+def _finish(response: requests.Response, received: Iterator[bytes]) -> None:
+    """After `[DONE]`: read the end of the body only if it is already here.
+
+    Then the connection goes back to the pool; else it is closed (when the
+    response is), never waited on: a server may hold it open after `[DONE]`.
+    """
+    original = getattr(response.raw, "_original_response", None)
+    if isinstance(original, FinalResponse) and original.ends_here():
+        with contextlib.suppress(requests.RequestException):  # whole anyway
+            for _ in received:  # the last chunk, already received: no wait
+                break
 
 
 def _received(response: requests.Response) -> Iterator[bytes]:
@@ -211,51 +255,11 @@ def _received(response: requests.Response) -> Iterator[bytes]:
         raise requests.exceptions.ContentDecodingError(exc) from None
 
 
-class _UncheckedHTTPSPool(HTTPSConnectionPool):
-    """A pool for `verify=False` that does not warn on every request.
-
-    The model warned once when it was built (`warn_unverified`), as the
-    async path does; urllib3 would add an `InsecureRequestWarning` per
-    request. Left out here, in these pools only, rather than by a warnings
-    filter, which is process-wide (and not thread-safe to set per call), or
-    by `urllib3.disable_warnings()`, which would silence the user's own code.
-    """
-
-    def _validate_conn(self, conn: Any) -> None:
-        # urllib3's own, but for the warning: connect early, as it does.
-        super(HTTPSConnectionPool, self)._validate_conn(conn)
-        if getattr(conn, "sock", None) is None:  # `is_closed` in urllib3 2
-            conn.connect()
-
-
-class _UncheckedAdapter(HTTPAdapter):
-    """An adapter whose HTTPS pools, direct or through a proxy, are unchecked."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """Make urllib3's pool manager, with unchecked HTTPS pools."""
-        super().init_poolmanager(*args, **kwargs)
-        _use_unchecked_pools(self.poolmanager)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
-        """The proxy's pool manager, with unchecked HTTPS pools."""
-        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        _use_unchecked_pools(manager)
-        return manager
-
-
-def _use_unchecked_pools(manager: PoolManager) -> None:
-    classes = dict(manager.pool_classes_by_scheme)
-    if classes.get("https") is HTTPSConnectionPool:  # a SOCKS manager keeps its own
-        classes["https"] = _UncheckedHTTPSPool
-        manager.pool_classes_by_scheme = classes
-
-
 def _new_session(connection: Connection) -> requests.Session:
     session = requests.Session()
-    if connection.verify is False:
-        adapter: HTTPAdapter = _UncheckedAdapter(pool_maxsize=_POOL_SIZE)
-    else:
-        adapter = HTTPAdapter(pool_maxsize=_POOL_SIZE)
+    adapter = DfeHubAdapter(
+        unchecked=connection.verify is False, pool_maxsize=_POOL_SIZE
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.cookies.set_policy(NoCookies())
@@ -266,8 +270,12 @@ def _new_session(connection: Connection) -> requests.Session:
 
 
 def _raise_for_status(response: requests.Response, request: Request) -> None:
-    if response.status_code < 300:
+    if 200 <= response.status_code < 300:
         return
+    if response.status_code < 200:  # only from a client other than ours
+        response.raw.close()  # the real reply is still on the connection
+        response.close()
+        raise interim_reply_error(response.status_code, request.url)
     body = b""
     try:
         for data in _received(response):
