@@ -42,6 +42,7 @@ from langchain_dfehub._stream_state import (
     ReplyStream,
     Request,
     enough_of_error_body,
+    head_problem,
 )
 from langchain_dfehub._urls import display_url, is_tls_failure
 
@@ -327,6 +328,13 @@ def _ends_here(response: httpx.Response) -> bool:
 
 
 async def _raise_for_status(response: httpx.Response, request: Request) -> None:
+    problem = head_problem(
+        response.http_version, response.reason_phrase, response.headers.multi_items()
+    )
+    if problem is not None:
+        await response.aclose()
+        # As the sync path's `FinalResponse` refuses it, and words it.
+        raise httpx.RemoteProtocolError(problem)
     if response.status_code < 300:
         return
     body = b""
@@ -354,10 +362,21 @@ def _network_error(exc: httpx.HTTPError, request: Request) -> DfeHubError:
         kind = Failure.CONNECT_TIMEOUT
     elif isinstance(exc, httpx.TimeoutException):
         kind = Failure.READ_TIMEOUT
-    elif isinstance(exc, httpx.RemoteProtocolError):
+    elif isinstance(exc, httpx.RemoteProtocolError) and _ended_early(exc):
         kind = Failure.CUT
+    elif isinstance(exc, (httpx.ProtocolError, httpx.DecodingError)):
+        kind = Failure.BROKEN_REPLY
     elif isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         kind = Failure.INVALID_URL
     else:
         kind = Failure.UNREACHABLE
     return network_error(kind, exc, request)
+
+
+# How httpcore and h11 say the connection ended before the reply did; their
+# other protocol errors are the reply breaking HTTP.
+_EARLY_END = ("peer closed connection", "server disconnected")
+
+
+def _ended_early(exc: httpx.RemoteProtocolError) -> bool:
+    return str(exc).lower().startswith(_EARLY_END)

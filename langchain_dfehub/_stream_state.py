@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +132,44 @@ def enough_of_error_body(size: int, request: Request) -> bool:
     must not hold the call past its deadline for the words.
     """
     return size >= ERROR_BODY_LIMIT or request.past_deadline() is not None
+
+
+# The limits `http.client` puts on a reply's head, kept on both paths.
+MAX_HEADERS = 100
+MAX_HEADER_LINE = 65536
+
+
+def head_problem(
+    version: str, reason: str, headers: Iterable[tuple[str, str]]
+) -> str | None:
+    """What makes a reply's head unusable, the same way on both paths; or None.
+
+    `http.client` (under `requests`) and `h11` (under `httpx`) each refuse
+    some broken heads the other accepts; these are refused on both, so a
+    server gets the same answer from either path: an unknown HTTP version, too
+    many or too long headers, a `Content-Length` that is not one number, a
+    transfer coding other than `chunked`.
+    """
+    if not (version.startswith("HTTP/1.") or version == "HTTP/2"):
+        return "an unknown HTTP version"
+    if len(reason) > MAX_HEADER_LINE:
+        return "a status line longer than 64 KiB"
+    count = 0
+    lengths: set[str] = set()
+    for name, value in headers:
+        count += 1
+        if len(name) + len(value) + 2 > MAX_HEADER_LINE:
+            return "a header line longer than 64 KiB"
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.update(part.strip() for part in value.split(","))
+        elif lowered == "transfer-encoding" and value.strip().lower() != "chunked":
+            return "a transfer coding other than chunked"
+    if count > MAX_HEADERS:
+        return f"more than {MAX_HEADERS} headers"
+    if lengths and (len(lengths) > 1 or not next(iter(lengths)).isdigit()):
+        return "a Content-Length that is not one number"
+    return None
 
 
 def interim_reply_error(status: int, url: str) -> DfeHubProtocolError:

@@ -4,8 +4,9 @@
 before the reply: a `102 Processing` or `103 Early Hints` is taken as the
 final reply, with an empty body, and the connection goes back to the pool
 with the real reply unread, for the next call to receive. Our connections
-read replies with `FinalResponse`, which skips every interim reply, and hand
-their socket to the call's deadline watch (see `_watchdog`) before the status
+read replies with `FinalResponse`, which skips every interim reply, refuses
+the broken heads that the async path's h11 refuses (`head_problem`), and hands
+its socket to the call's deadline watch (see `_watchdog`) before the status
 line is read, so that a server trickling its headers is cut at the deadline.
 
 `requests` knows nothing of this: the sessions we make mount `DfeHubAdapter`,
@@ -27,11 +28,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
+from langchain_dfehub._stream_state import head_problem
 from langchain_dfehub._watchdog import WATCHDOG, Watch
-
-# More interim replies than any server sends before its reply: past this,
-# the server is looping, and the reply is refused.
-_MAX_INTERIM_REPLIES = 32
 
 # A chunked body's end: the last (empty) chunk, with no trailer.
 _LAST_CHUNK = b"0\r\n\r\n"
@@ -54,6 +52,10 @@ class watching:  # noqa: N801 - used as a `with` block, like a function
         _current.watch = None
 
 
+class BrokenReply(http.client.HTTPException):
+    """A reply head that breaks HTTP the way `head_problem` (or h11) says."""
+
+
 class FinalResponse(http.client.HTTPResponse):
     """`http.client`'s response, past every interim (1xx) reply, on a watch."""
 
@@ -68,15 +70,38 @@ class FinalResponse(http.client.HTTPResponse):
             WATCHDOG.attach(self._watch, cut)
 
     def _read_status(self) -> tuple[str, int, str]:
-        for _ in range(_MAX_INTERIM_REPLIES):
-            version, status, reason = super()._read_status()  # type: ignore[misc]
+        # As many as come: h11 (the async path) has no limit either, and the
+        # deadline bounds a server that sends nothing else.
+        while True:
+            try:
+                version, status, reason = super()._read_status()  # type: ignore[misc]
+            except http.client.BadStatusLine as exc:
+                if str(exc.args[0] if exc.args else "").endswith("\n"):
+                    raise
+                cut = True  # the connection ended mid-line: as h11 sees it
+            else:
+                cut = False
+            if cut:  # raised out here, without the BadStatusLine as context
+                raise http.client.RemoteDisconnected("reply cut short")
             # 100 is skipped by `begin`; 101 switches protocols, and is final.
             if not 102 <= status < 200:
+                self._version_text: str = version
+                self._reason_text: str = reason
                 return version, status, reason
             http.client.parse_headers(self.fp)  # the interim reply's: unused
-        raise http.client.BadStatusLine(
-            f"more than {_MAX_INTERIM_REPLIES} interim replies"
-        )
+
+    def begin(self) -> None:
+        """Read the status line and headers; refuse a head h11 would refuse."""
+        super().begin()
+        if self.msg.defects or self.msg.get_payload():
+            problem: str | None = "a header line that is no header"
+        else:
+            problem = head_problem(
+                self._version_text, self._reason_text, self.msg.items()
+            )
+        if problem is not None:
+            self._close_conn()
+            raise BrokenReply(problem)
 
     def ends_here(self) -> bool:
         """Whether the body's end is read, or received and waiting to be.

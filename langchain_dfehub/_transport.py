@@ -14,6 +14,7 @@ the async transport. Redirects are never followed and cookies never kept.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -38,7 +39,7 @@ from langchain_dfehub._stream_state import (
     interim_reply_error,
 )
 from langchain_dfehub._sync_pools import DfeHubAdapter, FinalResponse, watching
-from langchain_dfehub._urls import display_url
+from langchain_dfehub._urls import display_url, linked_errors
 from langchain_dfehub._watchdog import WATCHDOG, Watch
 
 # Enough for `batch` with a generous max_concurrency without urllib3 dropping
@@ -241,10 +242,10 @@ def _received(response: requests.Response) -> Iterator[bytes]:
     time instead, with urllib3's failures mapped as `requests` maps them.
     """
     raw = response.raw
-    if getattr(raw, "chunked", True) or not hasattr(raw, "read1"):
-        yield from response.iter_content(chunk_size=None)
-        return
     try:
+        if getattr(raw, "chunked", True) or not hasattr(raw, "read1"):
+            yield from response.iter_content(chunk_size=None)
+            return
         while data := raw.read1(_READ_SIZE, decode_content=True):
             yield data
     except urllib3.exceptions.ReadTimeoutError as exc:
@@ -253,6 +254,14 @@ def _received(response: requests.Response) -> Iterator[bytes]:
         raise requests.exceptions.ChunkedEncodingError(exc) from None
     except urllib3.exceptions.DecodeError as exc:
         raise requests.exceptions.ContentDecodingError(exc) from None
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from None
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException) as exc:
+        raise requests.ConnectionError(exc) from None
+    except OverflowError as exc:
+        # urllib3 reads a chunk of the size the server names: a size past
+        # any index is its chunked framing broken, not a failure of ours.
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
 
 
 def _new_session(connection: Connection) -> requests.Session:
@@ -301,7 +310,11 @@ def _network_error(exc: requests.RequestException, request: Request) -> DfeHubEr
         kind = Failure.CONNECT_TIMEOUT
     elif isinstance(exc, requests.ReadTimeout) or _is_read_timeout(exc):
         kind = Failure.READ_TIMEOUT
-    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+    elif _breaks_http(exc):
+        kind = Failure.BROKEN_REPLY
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError) or any(
+        isinstance(e, http.client.RemoteDisconnected) for e in linked_errors(exc)
+    ):
         kind = Failure.CUT
     elif isinstance(
         exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
@@ -316,3 +329,33 @@ def _is_read_timeout(exc: BaseException) -> bool:
     # While a body streams, requests wraps urllib3's read timeout in a plain
     # ConnectionError; the original is its first argument.
     return any(isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
+
+
+def _breaks_http(exc: BaseException) -> bool:
+    """Whether a failure is the reply breaking HTTP, not the connection ending.
+
+    `http.client` says both with `HTTPException`s; an early end is
+    `RemoteDisconnected` (no reply) or `IncompleteRead` (part of one), whose
+    urllib3 subclass `InvalidChunkLength` is a broken chunk size, though.
+    """
+    for current in linked_errors(exc):
+        if isinstance(
+            current,
+            (
+                urllib3.exceptions.InvalidChunkLength,
+                urllib3.exceptions.DecodeError,
+                urllib3.exceptions.InvalidHeader,
+                requests.exceptions.InvalidHeader,
+                OverflowError,
+            ),
+        ):
+            return True
+        if isinstance(current, urllib3.exceptions.ProtocolError) and (
+            "exceeded maximum" in str(current)  # a chunk size line too long
+        ):
+            return True
+        if isinstance(current, http.client.HTTPException) and not isinstance(
+            current, (http.client.RemoteDisconnected, http.client.IncompleteRead)
+        ):
+            return True
+    return False
