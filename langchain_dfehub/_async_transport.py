@@ -186,13 +186,12 @@ class AsyncTransport:
                 yield chunk
             reply.check()
             try:
-                if not reply.done:
-                    async for data in received:
-                        for chunk in reply.feed(data):
-                            yield chunk
-                        reply.check()
-                        if reply.done:
-                            break
+                async for data in _nothing() if reply.done else received:
+                    for chunk in reply.feed(data):
+                        yield chunk
+                    reply.check()
+                    if reply.done:
+                        break
                 if reply.done:
                     # `[DONE]` ends the answer, whatever the server does next.
                     await _finish(response, received)
@@ -312,6 +311,11 @@ async def _finish(response: httpx.Response, received: AsyncIterator[bytes]) -> N
             break
 
 
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
+
+
 def _ends_here(response: httpx.Response) -> bool:
     """Whether the rest of the body is received: its last chunk, or nothing."""
     length = response.headers.get("content-length")
@@ -320,7 +324,8 @@ def _ends_here(response: httpx.Response) -> bool:
     # httpx does not say what its connection holds unread; h11 does, a few
     # private steps down. Another version or client: not known, so closed.
     try:
-        core = response.stream._stream._httpcore_stream._stream  # type: ignore[attr-defined]
+        stream: Any = response.stream
+        core = stream._stream._httpcore_stream._stream
         unread, _ = core._connection._h11_state.trailing_data
     except AttributeError:
         return False

@@ -110,7 +110,7 @@ class FinalResponse(http.client.HTTPResponse):
         at what is buffered. Only a chunked body's last chunk with no
         trailer counts; anything else is not known to end soon.
         """
-        fp = self.fp
+        fp: Any = self.fp
         if fp is None:
             return True  # read to its end
         if not self.chunked or self._sock is None:
@@ -123,7 +123,7 @@ class FinalResponse(http.client.HTTPResponse):
             return False
         finally:
             self._sock.settimeout(timeout)
-        return ahead.startswith(_LAST_CHUNK)
+        return bytes(ahead).startswith(_LAST_CHUNK)
 
     def _close_conn(self) -> None:
         # The reply is read (or abandoned): the connection may now go back to
@@ -175,7 +175,7 @@ class DfeHubAdapter(HTTPAdapter):
         super().__init__(**kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
-        state: dict[str, Any] = super().__getstate__()
+        state: dict[str, Any] = super().__getstate__()  # type: ignore[assignment]
         state["_unchecked"] = self._unchecked
         return state
 

@@ -137,12 +137,11 @@ class SyncTransport:
             yield from first
             reply.check()
             try:
-                if not reply.done:
-                    for data in received:
-                        yield from reply.feed(data)
-                        reply.check()
-                        if reply.done:
-                            break
+                for data in () if reply.done else received:
+                    yield from reply.feed(data)
+                    reply.check()
+                    if reply.done:
+                        break
                 if reply.done:
                     # `[DONE]` ends the answer, whatever the server does next.
                     _finish(response, received)

@@ -15,6 +15,7 @@ runs per chunk. The async path needs no thread: the event loop has timers
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
@@ -128,10 +129,8 @@ class Watchdog:
 
 
 def _quietly(shutdown: Callable[[], Any]) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed: nothing left to cut
         shutdown()
-    except OSError:
-        pass  # already closed: nothing left to cut
 
 
 WATCHDOG = Watchdog()

@@ -158,8 +158,11 @@ def sse_answer(text: str) -> bytes:
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
     ]
     events = b"".join(
-        b"data: " + json.dumps({"id": "c", "object": "chat.completion.chunk",
-                                 "model": "m", **c}).encode() + b"\n\n"
+        b"data: "
+        + json.dumps(
+            {"id": "c", "object": "chat.completion.chunk", "model": "m", **c}
+        ).encode()
+        + b"\n\n"
         for c in chunks
     )
     return events + b"data: [DONE]\n\n"

@@ -239,12 +239,13 @@ def answers(model: ChatDfeHub, mode: str, prompts: list[str]) -> list[str]:
         return ["".join(str(c.content) for c in model.stream(p)) for p in prompts]
 
     async def run() -> list[str]:
-        if mode == "astream":
-            return [
-                "".join([str(c.content) async for c in model.astream(p)])
-                for p in prompts
-            ]
-        return [str((await model.ainvoke(p)).content) for p in prompts]
+        got = []
+        for p in prompts:
+            if mode == "astream":
+                got.append("".join([str(c.content) async for c in model.astream(p)]))
+            else:
+                got.append(str((await model.ainvoke(p)).content))
+        return got
 
     return asyncio.run(run())
 
@@ -306,9 +307,7 @@ def held_open_after_done(conn: socket.socket, request: bytes) -> None:
     wait_for_hangup(conn)
 
 
-@pytest.mark.parametrize(
-    "mode", [m for m in EVERY_MODE if "stream" in m], ids=str
-)
+@pytest.mark.parametrize("mode", [m for m in EVERY_MODE if "stream" in m], ids=str)
 def test_done_ends_the_stream_while_the_server_holds_the_connection(
     hostile_server: Any, mode: str
 ) -> None:
@@ -328,9 +327,7 @@ def clean_chunked_answer(conn: socket.socket, request: bytes) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "mode", [m for m in EVERY_MODE if "stream" in m], ids=str
-)
+@pytest.mark.parametrize("mode", [m for m in EVERY_MODE if "stream" in m], ids=str)
 def test_a_stream_that_ends_cleanly_after_done_keeps_its_connection(
     hostile_server: Any, mode: str
 ) -> None:

@@ -291,8 +291,10 @@ def test_each_wait_is_cut_to_the_time_left() -> None:
         deadline=30.0,
     )
     connect, read = request.waits()
-    assert connect is not None and 29 < connect <= 30
-    assert read is not None and 29 < read <= 30
+    assert connect is not None
+    assert 29 < connect <= 30
+    assert read is not None
+    assert 29 < read <= 30
 
     spent = replace(request, started=request.started - 31)
     with pytest.raises(DfeHubTimeoutError) as caught:

@@ -100,7 +100,9 @@ def test_a_read_timeout_is_not_retried(exc: Exception) -> None:
             "was cut",
         ),
         (
-            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            httpx.RemoteProtocolError(
+                "Server disconnected without sending a response."
+            ),
             "was cut",
         ),
         (
@@ -143,8 +145,11 @@ KEY = "sk-hostile-0123456789abcdef"
 
 
 def head(kind: bytes, *lines: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n" + b"".join(
-        line + b"\r\n" for line in lines
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: "
+        + kind
+        + b"\r\n"
+        + b"".join(line + b"\r\n" for line in lines)
     )
 
 
@@ -171,10 +176,7 @@ def closed_without_reply(conn: socket.socket, request: bytes) -> None:
 BROKEN = pytest.param  # a reply that breaks HTTP: refused, never retried
 HOSTILE = [
     BROKEN(
-        replying(
-            lambda k, b: head(k, *(b"X-%d: v" % i for i in range(150)), b"")
-            + b
-        ),
+        replying(lambda k, b: head(k, *(b"X-%d: v" % i for i in range(150)), b"") + b),
         id="more-than-100-headers",
     ),
     BROKEN(
@@ -189,9 +191,7 @@ HOSTILE = [
         id="status-line-over-64KiB",
     ),
     BROKEN(
-        replying(
-            lambda k, b: head(k, b"this is no header " + KEY.encode(), b"") + b
-        ),
+        replying(lambda k, b: head(k, b"this is no header " + KEY.encode(), b"") + b),
         id="header-line-without-colon",
     ),
     BROKEN(
@@ -216,8 +216,10 @@ HOSTILE = [
     ),
     BROKEN(
         replying(
-            lambda k, b: head(k, b"Content-Encoding: gzip", b"Connection: close", b"")
-            + b"\x1f\x8b\x08\x00not-gzip" * 10
+            lambda k, b: (
+                head(k, b"Content-Encoding: gzip", b"Connection: close", b"")
+                + b"\x1f\x8b\x08\x00not-gzip" * 10
+            )
         ),
         id="corrupt-gzip",
     ),
@@ -243,7 +245,8 @@ def test_a_reply_that_breaks_http_is_a_protocol_error_never_retried(
 
     assert not caught.value.retryable
     assert len(server.requests) == 1
-    assert KEY not in str(caught.value) and KEY not in repr(caught.value.args)
+    assert KEY not in str(caught.value)
+    assert KEY not in repr(caught.value.args)
 
 
 @pytest.mark.parametrize(
@@ -252,7 +255,9 @@ def test_a_reply_that_breaks_http_is_a_protocol_error_never_retried(
         (reset_mid_headers, "Could not reach"),
         (closed_without_reply, "was cut"),
         (
-            replying(lambda k, b: head(k, b"Content-Length: %d" % (len(b) + 9), b"") + b),
+            replying(
+                lambda k, b: head(k, b"Content-Length: %d" % (len(b) + 9), b"") + b
+            ),
             "was cut",
         ),
         # No status line, and the connection closed: an HTTP/0.9-style reply.
@@ -289,9 +294,7 @@ def chunked_reply(size_line: bytes) -> Callable[..., None]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_chunk_size_past_any_integer_is_typed(
-    hostile_server: Any, mode: str
-) -> None:
+def test_a_chunk_size_past_any_integer_is_typed(hostile_server: Any, mode: str) -> None:
     # urllib3 raised a bare OverflowError; h11 waits for the chunk, and reads
     # "hello" as the stream's first line.
     server = hostile_server(chunked_reply(b"f" * 20))
