@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +42,12 @@ from langchain_dfehub._stream_state import (
     ReplyStream,
     Request,
     enough_of_error_body,
+    head_problem,
 )
 from langchain_dfehub._urls import display_url, is_tls_failure
 
+# A chunked body's end: the last (empty) chunk, with no trailer.
+_LAST_CHUNK = b"0\r\n\r\n"
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
@@ -153,36 +158,43 @@ class AsyncTransport:
     async def _complete_once(self, request: Request) -> dict[str, Any]:
         reply = JsonReply(request)
         try:
-            response = await self._send(request)
+            response, cutoff = await self._send(request)
             try:
                 await _raise_for_status(response, request)
                 async for data in response.aiter_bytes():
                     reply.feed(data)
             finally:
-                await response.aclose()
+                await _close(response, cutoff)
         except httpx.HTTPError as exc:
             raise _network_error(exc, request) from None
         return reply.result()
 
     async def stream(self, request: Request) -> AsyncIterator[dict[str, Any]]:
         """Send a streaming request; yield its chunk dicts as they arrive."""
-        opened: tuple[httpx.Response, AsyncIterator[bytes], ReplyStream, list[Any]]
+        opened: tuple[
+            httpx.Response, _Cutoff, AsyncIterator[bytes], ReplyStream, list[Any]
+        ]
         opened = None  # type: ignore[assignment]
         call = request.policy.start(request.deadline_at)
         async for attempt in call.async_retrying():
             with attempt:
                 async with call.apassage():
                     opened = await self._open(request)
-        response, received, reply, first = opened
+        response, cutoff, received, reply, first = opened
         try:
             for chunk in first:
                 yield chunk
             reply.check()
             try:
-                async for data in received:
+                async for data in _nothing() if reply.done else received:
                     for chunk in reply.feed(data):
                         yield chunk
                     reply.check()
+                    if reply.done:
+                        break
+                if reply.done:
+                    # `[DONE]` ends the answer, whatever the server does next.
+                    await _finish(response, received)
             except httpx.HTTPError as exc:
                 raise reply.fail(_network_error(exc, request)) from None
             for chunk in reply.close():
@@ -192,16 +204,17 @@ class AsyncTransport:
             call.throttled_late(error)
             raise
         finally:
-            await response.aclose()
+            await _close(response, cutoff)
 
     async def _open(
         self, request: Request
-    ) -> tuple[httpx.Response, AsyncIterator[bytes], ReplyStream, list[Any]]:
+    ) -> tuple[httpx.Response, _Cutoff, AsyncIterator[bytes], ReplyStream, list[Any]]:
         """Send the request and read until the answer starts or ends."""
         reply = ReplyStream(request)
-        response = None
+        sent = None
         try:
-            response = await self._send(request)
+            sent = await self._send(request)
+            response, cutoff = sent
             await _raise_for_status(response, request)
             received = response.aiter_bytes()
             first: list[Any] = []
@@ -213,24 +226,27 @@ class AsyncTransport:
                 first += reply.close()
             if reply.error is not None and not reply.answer_started:
                 raise reply.error  # nothing delivered yet: the policy may retry
-            return response, received, reply, first
+            return response, cutoff, received, reply, first
         except httpx.HTTPError as exc:
-            if response is not None:
-                await response.aclose()
+            if sent is not None:
+                await _close(*sent)
             raise reply.fail(_network_error(exc, request)) from None
         except BaseException:
-            if response is not None:
-                await response.aclose()
+            if sent is not None:
+                await _close(*sent)
             raise
 
-    async def _send(self, request: Request) -> httpx.Response:
+    async def _send(self, request: Request) -> tuple[httpx.Response, _Cutoff]:
+        """Send; return the response once its headers are in, and its cutoff.
+
+        The headers must come within the time left (a server trickling them
+        a byte at a time resets every read timeout); the body is cut at the
+        deadline by a timer on the event loop (see `_cut_at_deadline`).
+        """
+        # Each wait is cut to the time left (raises once none is left).
+        connect, read = request.waits()
         client = await self._client(request.connection)
-        timeout = httpx.Timeout(
-            connect=request.connect_timeout,
-            read=request.read_timeout,
-            write=request.read_timeout,
-            pool=request.connect_timeout,
-        )
+        timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
         built = client.build_request(
             "POST",
             request.url,
@@ -239,10 +255,91 @@ class AsyncTransport:
             timeout=timeout,
         )
         # Never re-send a POST elsewhere: a 3xx is reported (see `_errors`).
-        return await client.send(built, stream=True, follow_redirects=False)
+        sending = client.send(built, stream=True, follow_redirects=False)
+        at = request.deadline_at
+        if at is None:
+            return await sending, None
+        try:
+            response = await asyncio.wait_for(sending, at - time.monotonic())
+        except asyncio.TimeoutError:
+            raise request.deadline_error() from None
+        return response, _cut_at_deadline(response, at)
+
+
+# The timer that cuts a response at its call's deadline, if there is one.
+_Cutoff = asyncio.TimerHandle | None
+
+
+def _cut_at_deadline(response: httpx.Response, at: float) -> _Cutoff:
+    """Shut the response's socket at `at` (monotonic), unless it is closed by then.
+
+    The read waiting on it then fails at once, and the transport, past the
+    deadline, raises the deadline error. No socket (another HTTP client's
+    stream): the deadline is still checked as data arrives.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is None:
+        return None
+    loop = asyncio.get_running_loop()
+    return loop.call_later(max(at - time.monotonic(), 0.0), _cut, response, sock)
+
+
+def _cut(response: httpx.Response, sock: Any) -> None:
+    # A closed response's connection may already serve another call.
+    if not response.is_closed:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _close(response: httpx.Response, cutoff: _Cutoff) -> None:
+    if cutoff is not None:
+        cutoff.cancel()
+    await response.aclose()
+
+
+async def _finish(response: httpx.Response, received: AsyncIterator[bytes]) -> None:
+    """After `[DONE]`: read the end of the body only if it is already here.
+
+    Then the connection goes back to the pool; else it is closed (when the
+    response is), never waited on: a server may hold it open after `[DONE]`.
+    """
+    if not _ends_here(response):
+        return
+    with contextlib.suppress(httpx.HTTPError):  # the answer is whole anyway
+        async for _ in received:  # the last chunk, already received: no wait
+            break
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
+
+
+def _ends_here(response: httpx.Response) -> bool:
+    """Whether the rest of the body is received: its last chunk, or nothing."""
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit():
+        return response.num_bytes_downloaded >= int(length)
+    # httpx does not say what its connection holds unread; h11 does, a few
+    # private steps down. Another version or client: not known, so closed.
+    try:
+        stream: Any = response.stream
+        core = stream._stream._httpcore_stream._stream
+        unread, _ = core._connection._h11_state.trailing_data
+    except AttributeError:
+        return False
+    return unread in (_LAST_CHUNK, b"\r\n" + _LAST_CHUNK)
 
 
 async def _raise_for_status(response: httpx.Response, request: Request) -> None:
+    problem = head_problem(
+        response.http_version, response.reason_phrase, response.headers.multi_items()
+    )
+    if problem is not None:
+        await response.aclose()
+        # As the sync path's `FinalResponse` refuses it, and words it.
+        raise httpx.RemoteProtocolError(problem)
     if response.status_code < 300:
         return
     body = b""
@@ -270,10 +367,21 @@ def _network_error(exc: httpx.HTTPError, request: Request) -> DfeHubError:
         kind = Failure.CONNECT_TIMEOUT
     elif isinstance(exc, httpx.TimeoutException):
         kind = Failure.READ_TIMEOUT
-    elif isinstance(exc, httpx.RemoteProtocolError):
+    elif isinstance(exc, httpx.RemoteProtocolError) and _ended_early(exc):
         kind = Failure.CUT
+    elif isinstance(exc, (httpx.ProtocolError, httpx.DecodingError)):
+        kind = Failure.BROKEN_REPLY
     elif isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         kind = Failure.INVALID_URL
     else:
         kind = Failure.UNREACHABLE
     return network_error(kind, exc, request)
+
+
+# How httpcore and h11 say the connection ended before the reply did; their
+# other protocol errors are the reply breaking HTTP.
+_EARLY_END = ("peer closed connection", "server disconnected")
+
+
+def _ended_early(exc: httpx.RemoteProtocolError) -> bool:
+    return str(exc).lower().startswith(_EARLY_END)

@@ -12,6 +12,7 @@ from enum import Enum
 from langchain_dfehub._errors import (
     DfeHubConnectionError,
     DfeHubError,
+    DfeHubProtocolError,
     DfeHubTimeoutError,
 )
 from langchain_dfehub._stream_state import Request
@@ -24,13 +25,20 @@ class Failure(Enum):
     CONNECT_TIMEOUT = "connect timeout"
     READ_TIMEOUT = "read timeout"
     CUT = "connection cut mid-reply"
+    BROKEN_REPLY = "reply that breaks HTTP"
     INVALID_URL = "invalid URL"
     TLS = "TLS failure"
     UNREACHABLE = "unreachable"
 
 
 def network_error(kind: Failure, exc: BaseException, request: Request) -> DfeHubError:
-    """The typed error for a network failure, with what to do about it."""
+    """The typed error for a network failure, with what to do about it.
+
+    A failure once the deadline has passed is the deadline's: its timer cuts
+    the connection the call was waiting on, whatever the call was waiting for.
+    """
+    if request.out_of_time():
+        return request.deadline_error()
     where = display_url(request.url)
     reason = network_reason(exc)
     if kind is Failure.CONNECT_TIMEOUT:
@@ -51,6 +59,16 @@ def network_error(kind: Failure, exc: BaseException, request: Request) -> DfeHub
         return DfeHubConnectionError(
             f"The connection to {where} was cut before the reply was complete"
             f" ({reason}). Retry the request."
+        )
+    if kind is Failure.BROKEN_REPLY:
+        # Not retried: a server (or proxy) that speaks broken HTTP does not
+        # mend between attempts. The reply itself is not quoted: it may echo
+        # the request's headers, key included.
+        return DfeHubProtocolError(
+            f"The reply from {where} is not valid HTTP/1.1 (its status line,"
+            " headers, framing or content encoding are broken), so it was"
+            " abandoned and not retried. Check that base_url points to the"
+            " API's HTTP port (https:// for a TLS port), and any proxy between."
         )
     if kind is Failure.TLS:
         # Not retried: a certificate does not fix itself between attempts.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ ERROR_BODY_LIMIT = 64 * 1024
 # would risk the process.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _LINE_EXCERPT = 120
+_TIMER_LEEWAY = 0.001
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,45 @@ class Request:
         """The error to raise if the call has run past its deadline, else None."""
         if self.deadline is None or time.monotonic() - self.started <= self.deadline:
             return None
+        return self.deadline_error()
+
+    def deadline_error(self) -> DfeHubTimeoutError:
+        """The error of a call that ran out of time, whatever it was waiting for."""
+        assert self.deadline is not None
         return DfeHubTimeoutError(
             f"The call to {display_url(self.url)} ran past its deadline of"
-            f" {self.deadline:g} s, with the server still sending. Raise"
+            f" {self.deadline:g} s before the server's reply was complete. Raise"
             " deadline= (None for no deadline) if answers this long are"
             " expected; otherwise the server is too slow.",
             phase="deadline",
         )
+
+    def waits(self) -> tuple[float | None, float | None]:
+        """The connect and read timeouts of the next send, cut to the time left.
+
+        Raises:
+            DfeHubTimeoutError: when no time is left (`phase="deadline"`).
+        """
+        if self.deadline is None:
+            return self.connect_timeout, self.read_timeout
+        left = self.started + self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.deadline_error()
+        return _least(self.connect_timeout, left), _least(self.read_timeout, left)
+
+    def out_of_time(self) -> bool:
+        """Whether a failure now is the deadline's doing (its timer cut the wait).
+
+        A timer may fire a hair before the clock says so: a millisecond's
+        leeway counts it as the deadline's.
+        """
+        if self.deadline is None:
+            return False
+        return time.monotonic() - self.started >= self.deadline - _TIMER_LEEWAY
+
+
+def _least(timeout: float | None, left: float) -> float:
+    return left if timeout is None else min(timeout, left)
 
 
 def enough_of_error_body(size: int, request: Request) -> bool:
@@ -101,6 +134,58 @@ def enough_of_error_body(size: int, request: Request) -> bool:
     must not hold the call past its deadline for the words.
     """
     return size >= ERROR_BODY_LIMIT or request.past_deadline() is not None
+
+
+# The limits `http.client` puts on a reply's head, kept on both paths.
+MAX_HEADERS = 100
+MAX_HEADER_LINE = 65536
+
+
+def head_problem(
+    version: str, reason: str, headers: Iterable[tuple[str, str]]
+) -> str | None:
+    """What makes a reply's head unusable, the same way on both paths; or None.
+
+    `http.client` (under `requests`) and `h11` (under `httpx`) each refuse
+    some broken heads the other accepts; these are refused on both, so a
+    server gets the same answer from either path: an unknown HTTP version, too
+    many or too long headers, a `Content-Length` that is not one number, a
+    transfer coding other than `chunked`.
+    """
+    if not (version.startswith("HTTP/1.") or version == "HTTP/2"):
+        return "an unknown HTTP version"
+    if len(reason) > MAX_HEADER_LINE:
+        return "a status line longer than 64 KiB"
+    count = 0
+    lengths: set[str] = set()
+    for name, value in headers:
+        count += 1
+        if len(name) + len(value) + 2 > MAX_HEADER_LINE:
+            return "a header line longer than 64 KiB"
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.update(part.strip() for part in value.split(","))
+        elif lowered == "transfer-encoding" and value.strip().lower() != "chunked":
+            return "a transfer coding other than chunked"
+    if count > MAX_HEADERS:
+        return f"more than {MAX_HEADERS} headers"
+    if lengths and (len(lengths) > 1 or not next(iter(lengths)).isdigit()):
+        return "a Content-Length that is not one number"
+    return None
+
+
+def interim_reply_error(status: int, url: str) -> DfeHubProtocolError:
+    """The error for an interim (1xx) reply that a client library took as final.
+
+    Its body is empty and the real reply follows on the same connection: the
+    reply is refused, never read as the answer, and the connection closed.
+    """
+    return DfeHubProtocolError(
+        f"{server_name(url)} sent an interim reply (HTTP {status}) where the"
+        " reply was due, and the HTTP client in use took it as the reply; the"
+        " connection was closed. Use ChatDfeHub's own HTTP client (no"
+        " http_client=), which skips interim replies."
+    )
 
 
 class ReplyStream:
@@ -156,7 +241,13 @@ class ReplyStream:
         if self.done or self.error is not None:
             return []
         chunks = self._accept(self._decoder.close())
-        if not (self.done or self.finished or self.error is not None):
+        if self.done or self.finished or self.error is not None:
+            return chunks
+        request = self._request
+        if request is not None and request.out_of_time():
+            # The deadline's timer cut the connection: that is the "end".
+            self.error = self._fail(request.deadline_error())
+        else:
             self.error = self._fail(
                 DfeHubConnectionError(
                     "The server closed the stream before the answer was finished"
@@ -335,6 +426,10 @@ class JsonReply:
     def result(self) -> dict[str, Any]:
         """The parsed `chat.completion`; raises the typed error it calls for."""
         request = self._request
+        if request.out_of_time():
+            # The deadline's timer may have cut a body that ends with the
+            # connection: what arrived is not known to be whole.
+            raise request.deadline_error()
         return read_json_reply(
             b"".join(self._parts), request.url, secret=request.secret
         )

@@ -13,15 +13,14 @@ the async transport. Redirects are never followed and cookies never kept.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPSConnectionPool
-from urllib3.poolmanager import PoolManager
 
 from langchain_dfehub import _fork
 from langchain_dfehub._connection import Connection, NoCookies
@@ -37,8 +36,11 @@ from langchain_dfehub._stream_state import (
     ReplyStream,
     Request,
     enough_of_error_body,
+    interim_reply_error,
 )
-from langchain_dfehub._urls import display_url
+from langchain_dfehub._sync_pools import DfeHubAdapter, FinalResponse, watching
+from langchain_dfehub._urls import display_url, linked_errors
+from langchain_dfehub._watchdog import WATCHDOG, Watch
 
 # Enough for `batch` with a generous max_concurrency without urllib3 dropping
 # connections it cannot keep.
@@ -96,16 +98,20 @@ class SyncTransport:
         """Send a non-streaming request; return the `chat.completion` dict."""
         reply: dict[str, Any] | None = None
         call = request.policy.start(request.deadline_at)
-        for attempt in call.retrying():
-            with attempt, call.passage():
-                reply = self._complete_once(request)
+        watch = _arm(request)
+        try:
+            for attempt in call.retrying():
+                with attempt, call.passage():
+                    reply = self._complete_once(request, watch)
+        finally:
+            _disarm(watch)
         assert reply is not None
         return reply
 
-    def _complete_once(self, request: Request) -> dict[str, Any]:
+    def _complete_once(self, request: Request, watch: Watch | None) -> dict[str, Any]:
         reply = JsonReply(request)
         try:
-            with self._post(request) as response:
+            with self._post(request, watch) as response:
                 _raise_for_status(response, request)
                 for data in _received(response):
                     reply.feed(data)
@@ -118,17 +124,27 @@ class SyncTransport:
         opened: tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]
         opened = None  # type: ignore[assignment]
         call = request.policy.start(request.deadline_at)
-        for attempt in call.retrying():
-            with attempt, call.passage():
-                opened = self._open(request)
+        watch = _arm(request)
+        try:
+            for attempt in call.retrying():
+                with attempt, call.passage():
+                    opened = self._open(request, watch)
+        except BaseException:
+            _disarm(watch)
+            raise
         response, received, reply, first = opened
         try:
             yield from first
             reply.check()
             try:
-                for data in received:
+                for data in () if reply.done else received:
                     yield from reply.feed(data)
                     reply.check()
+                    if reply.done:
+                        break
+                if reply.done:
+                    # `[DONE]` ends the answer, whatever the server does next.
+                    _finish(response, received)
             except requests.RequestException as exc:
                 raise reply.fail(_network_error(exc, request)) from None
             yield from reply.close()
@@ -138,15 +154,16 @@ class SyncTransport:
             raise
         finally:
             response.close()
+            _disarm(watch)
 
     def _open(
-        self, request: Request
+        self, request: Request, watch: Watch | None
     ) -> tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]:
         """Send the request and read until the answer starts or ends."""
         reply = ReplyStream(request)
         response = None
         try:
-            response = self._post(request)
+            response = self._post(request, watch)
             _raise_for_status(response, request)
             received = _received(response)
             first: list[Any] = []
@@ -168,23 +185,50 @@ class SyncTransport:
                 response.close()
             raise
 
-    def _post(self, request: Request) -> requests.Response:
+    def _post(self, request: Request, watch: Watch | None) -> requests.Response:
+        # Each wait is cut to the time left (raises once none is left).
+        connect, read = request.waits()
         connection = request.connection
         session = self.session(connection)
         # A user's own session keeps its own TLS and proxy settings.
         settings = (
             connection.requests_settings() if connection.http_client is None else {}
         )
-        return session.post(
-            request.url,
-            data=request.body,
-            headers=request.headers,
-            stream=True,
-            timeout=(request.connect_timeout, request.read_timeout),
-            # Never re-send a POST elsewhere: a 3xx is reported (see `_errors`).
-            allow_redirects=False,
-            **settings,
-        )
+        with watching(watch):
+            return session.post(
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                stream=True,
+                timeout=(connect, read),
+                # Never re-send a POST elsewhere: a 3xx is reported (see `_errors`).
+                allow_redirects=False,
+                **settings,
+            )
+
+
+def _arm(request: Request) -> Watch | None:
+    """Start the whole-exchange timer of a call with a deadline."""
+    at = request.deadline_at
+    return None if at is None else WATCHDOG.arm(at)
+
+
+def _disarm(watch: Watch | None) -> None:
+    if watch is not None:
+        WATCHDOG.disarm(watch)
+
+
+def _finish(response: requests.Response, received: Iterator[bytes]) -> None:
+    """After `[DONE]`: read the end of the body only if it is already here.
+
+    Then the connection goes back to the pool; else it is closed (when the
+    response is), never waited on: a server may hold it open after `[DONE]`.
+    """
+    original = getattr(response.raw, "_original_response", None)
+    if isinstance(original, FinalResponse) and original.ends_here():
+        with contextlib.suppress(requests.RequestException):  # whole anyway
+            for _ in received:  # the last chunk, already received: no wait
+                break
 
 
 def _received(response: requests.Response) -> Iterator[bytes]:
@@ -197,10 +241,10 @@ def _received(response: requests.Response) -> Iterator[bytes]:
     time instead, with urllib3's failures mapped as `requests` maps them.
     """
     raw = response.raw
-    if getattr(raw, "chunked", True) or not hasattr(raw, "read1"):
-        yield from response.iter_content(chunk_size=None)
-        return
     try:
+        if getattr(raw, "chunked", True) or not hasattr(raw, "read1"):
+            yield from response.iter_content(chunk_size=None)
+            return
         while data := raw.read1(_READ_SIZE, decode_content=True):
             yield data
     except urllib3.exceptions.ReadTimeoutError as exc:
@@ -209,53 +253,21 @@ def _received(response: requests.Response) -> Iterator[bytes]:
         raise requests.exceptions.ChunkedEncodingError(exc) from None
     except urllib3.exceptions.DecodeError as exc:
         raise requests.exceptions.ContentDecodingError(exc) from None
-
-
-class _UncheckedHTTPSPool(HTTPSConnectionPool):
-    """A pool for `verify=False` that does not warn on every request.
-
-    The model warned once when it was built (`warn_unverified`), as the
-    async path does; urllib3 would add an `InsecureRequestWarning` per
-    request. Left out here, in these pools only, rather than by a warnings
-    filter, which is process-wide (and not thread-safe to set per call), or
-    by `urllib3.disable_warnings()`, which would silence the user's own code.
-    """
-
-    def _validate_conn(self, conn: Any) -> None:
-        # urllib3's own, but for the warning: connect early, as it does.
-        super(HTTPSConnectionPool, self)._validate_conn(conn)
-        if getattr(conn, "sock", None) is None:  # `is_closed` in urllib3 2
-            conn.connect()
-
-
-class _UncheckedAdapter(HTTPAdapter):
-    """An adapter whose HTTPS pools, direct or through a proxy, are unchecked."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """Make urllib3's pool manager, with unchecked HTTPS pools."""
-        super().init_poolmanager(*args, **kwargs)
-        _use_unchecked_pools(self.poolmanager)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
-        """The proxy's pool manager, with unchecked HTTPS pools."""
-        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        _use_unchecked_pools(manager)
-        return manager
-
-
-def _use_unchecked_pools(manager: PoolManager) -> None:
-    classes = dict(manager.pool_classes_by_scheme)
-    if classes.get("https") is HTTPSConnectionPool:  # a SOCKS manager keeps its own
-        classes["https"] = _UncheckedHTTPSPool
-        manager.pool_classes_by_scheme = classes
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from None
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException) as exc:
+        raise requests.ConnectionError(exc) from None
+    except OverflowError as exc:
+        # urllib3 reads a chunk of the size the server names: a size past
+        # any index is its chunked framing broken, not a failure of ours.
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
 
 
 def _new_session(connection: Connection) -> requests.Session:
     session = requests.Session()
-    if connection.verify is False:
-        adapter: HTTPAdapter = _UncheckedAdapter(pool_maxsize=_POOL_SIZE)
-    else:
-        adapter = HTTPAdapter(pool_maxsize=_POOL_SIZE)
+    adapter = DfeHubAdapter(
+        unchecked=connection.verify is False, pool_maxsize=_POOL_SIZE
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.cookies.set_policy(NoCookies())
@@ -266,8 +278,12 @@ def _new_session(connection: Connection) -> requests.Session:
 
 
 def _raise_for_status(response: requests.Response, request: Request) -> None:
-    if response.status_code < 300:
+    if 200 <= response.status_code < 300:
         return
+    if response.status_code < 200:  # only from a client other than ours
+        response.raw.close()  # the real reply is still on the connection
+        response.close()
+        raise interim_reply_error(response.status_code, request.url)
     body = b""
     try:
         for data in _received(response):
@@ -293,7 +309,11 @@ def _network_error(exc: requests.RequestException, request: Request) -> DfeHubEr
         kind = Failure.CONNECT_TIMEOUT
     elif isinstance(exc, requests.ReadTimeout) or _is_read_timeout(exc):
         kind = Failure.READ_TIMEOUT
-    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+    elif _breaks_http(exc):
+        kind = Failure.BROKEN_REPLY
+    elif isinstance(exc, requests.exceptions.ChunkedEncodingError) or any(
+        isinstance(e, http.client.RemoteDisconnected) for e in linked_errors(exc)
+    ):
         kind = Failure.CUT
     elif isinstance(
         exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
@@ -308,3 +328,33 @@ def _is_read_timeout(exc: BaseException) -> bool:
     # While a body streams, requests wraps urllib3's read timeout in a plain
     # ConnectionError; the original is its first argument.
     return any(isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
+
+
+def _breaks_http(exc: BaseException) -> bool:
+    """Whether a failure is the reply breaking HTTP, not the connection ending.
+
+    `http.client` says both with `HTTPException`s; an early end is
+    `RemoteDisconnected` (no reply) or `IncompleteRead` (part of one), whose
+    urllib3 subclass `InvalidChunkLength` is a broken chunk size, though.
+    """
+    for current in linked_errors(exc):
+        if isinstance(
+            current,
+            (
+                urllib3.exceptions.InvalidChunkLength,
+                urllib3.exceptions.DecodeError,
+                urllib3.exceptions.InvalidHeader,
+                requests.exceptions.InvalidHeader,
+                OverflowError,
+            ),
+        ):
+            return True
+        if isinstance(current, urllib3.exceptions.ProtocolError) and (
+            "exceeded maximum" in str(current)  # a chunk size line too long
+        ):
+            return True
+        if isinstance(current, http.client.HTTPException) and not isinstance(
+            current, (http.client.RemoteDisconnected, http.client.IncompleteRead)
+        ):
+            return True
+    return False

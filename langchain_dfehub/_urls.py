@@ -68,7 +68,7 @@ def service_name(url: str) -> str:
 def network_reason(exc: BaseException) -> str:
     """The innermost operating-system reason for a network failure."""
     best: str | None = None
-    for current in _linked(exc):
+    for current in linked_errors(exc):
         if isinstance(current, ssl.SSLError):
             # Its errno is the library's code, not the system's: the errno's
             # words ("Operation not permitted") would mislead.
@@ -81,7 +81,7 @@ def network_reason(exc: BaseException) -> str:
 
 def is_tls_failure(exc: BaseException) -> bool:
     """Whether a library's network failure is, at heart, a TLS failure."""
-    return any(isinstance(current, ssl.SSLError) for current in _linked(exc))
+    return any(isinstance(current, ssl.SSLError) for current in linked_errors(exc))
 
 
 def tls_reason(exc: ssl.SSLError) -> str:
@@ -90,7 +90,7 @@ def tls_reason(exc: ssl.SSLError) -> str:
     return str(said or type(exc).__name__)
 
 
-def _linked(exc: BaseException) -> Iterator[BaseException]:
+def linked_errors(exc: BaseException) -> Iterator[BaseException]:
     """`exc` and every exception it wraps, whatever the library's way to wrap."""
     seen: set[int] = set()
     pending: list[BaseException] = [exc]

@@ -73,15 +73,19 @@ def drf_service() -> Iterator[Callable[[str], DrfService]]:
 
 @pytest.fixture
 def hostile_server() -> Iterator[Callable[..., HostileServer]]:
-    """Start hostile servers for one test: `hostile_server(reply, tls=None)`."""
+    """Start hostile servers for one test: `hostile_server(reply, tls=None)`.
+
+    `keep_alive=True` serves request after request on each connection.
+    """
     started: list[HostileServer] = []
 
     def start(
         reply: Callable[[socket.socket, bytes], None],
         *,
         tls: ssl.SSLContext | None = None,
+        keep_alive: bool = False,
     ) -> HostileServer:
-        server = HostileServer(reply, tls=tls)
+        server = HostileServer(reply, tls=tls, keep_alive=keep_alive)
         started.append(server)
         return server
 

@@ -14,14 +14,23 @@ import gc
 import multiprocessing
 import os
 import signal
+import socket
 import time
 import warnings
 import weakref
 from typing import Any
 
 import pytest
+from hostile_server import (
+    LAST_CHUNK,
+    answer_to,
+    chunked,
+    framed,
+    wait_for_hangup,
+)
+from model_calls import EVERY_MODE
 
-from langchain_dfehub import ChatDfeHub, chat_models
+from langchain_dfehub import ChatDfeHub, DfeHubProtocolError, chat_models
 from langchain_dfehub.testing import DfeHubEmulator
 
 RUNS = 100
@@ -214,3 +223,116 @@ def test_a_fork_while_another_thread_holds_a_setup_lock_does_not_hang_the_child(
     assert code == 0, (
         "the child hung on a lock held at the fork" if code is None else code
     )
+
+
+# --- answers stay with their call ------------------------------------------------
+
+
+def answers(model: ChatDfeHub, mode: str, prompts: list[str]) -> list[str]:
+    """Each prompt's answer, asked one after another on one pool (one loop)."""
+    if mode.endswith("-streaming"):
+        model = model.model_copy(update={"streaming": True})
+        mode = mode.removesuffix("-streaming")
+    if mode == "invoke":
+        return [str(model.invoke(p).content) for p in prompts]
+    if mode == "stream":
+        return ["".join(str(c.content) for c in model.stream(p)) for p in prompts]
+
+    async def run() -> list[str]:
+        got = []
+        for p in prompts:
+            if mode == "astream":
+                got.append("".join([str(c.content) async for c in model.astream(p)]))
+            else:
+                got.append(str((await model.ainvoke(p)).content))
+        return got
+
+    return asyncio.run(run())
+
+
+def early_hints_first(status: str) -> Any:
+    def reply(conn: socket.socket, request: bytes) -> None:
+        kind, body = answer_to(request)
+        conn.sendall(
+            f"HTTP/1.1 {status}\r\nLink: </style.css>; rel=preload\r\n\r\n".encode()
+            + framed("200 OK", kind, body)
+        )
+
+    return reply
+
+
+@pytest.mark.parametrize("status", ["103 Early Hints", "102 Processing"])
+@pytest.mark.parametrize("mode", EVERY_MODE)
+def test_an_interim_reply_before_the_answer_does_not_shift_answers(
+    hostile_server: Any, mode: str, status: str
+) -> None:
+    server = hostile_server(early_hints_first(status), keep_alive=True)
+    model = ChatDfeHub(base_url=server.base_url, max_retries=0, timeout=5)
+
+    got = answers(model, mode, ["alpha", "bravo", "charlie"])
+
+    assert got == ["alpha", "bravo", "charlie"]
+    assert server.connections == 1  # kept alive: the interim replies were read
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream"])
+def test_a_users_session_that_takes_an_interim_reply_as_final_fails_typed(
+    hostile_server: Any, mode: str
+) -> None:
+    # `requests` alone takes a 103 as the reply: it must be refused, and its
+    # connection (with the real reply unread) closed, never reused.
+    import requests
+
+    server = hostile_server(early_hints_first("103 Early Hints"), keep_alive=True)
+    model = ChatDfeHub(
+        base_url=server.base_url,
+        max_retries=0,
+        timeout=5,
+        http_client=requests.Session(),
+    )
+
+    for prompt in ["alpha", "bravo"]:
+        with pytest.raises(DfeHubProtocolError, match="interim reply"):
+            answers(model, mode, [prompt])
+    assert server.connections == 2
+
+
+def held_open_after_done(conn: socket.socket, request: bytes) -> None:
+    """A whole answer, `[DONE]` included, then the connection held open."""
+    _, body = answer_to(request)
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body)
+    )
+    wait_for_hangup(conn)
+
+
+@pytest.mark.parametrize("mode", [m for m in EVERY_MODE if "stream" in m], ids=str)
+def test_done_ends_the_stream_while_the_server_holds_the_connection(
+    hostile_server: Any, mode: str
+) -> None:
+    server = hostile_server(held_open_after_done)
+    # Waiting for the end of the body would fail with a read timeout.
+    model = ChatDfeHub(base_url=server.base_url, max_retries=0, timeout=(5, 3))
+
+    assert answers(model, mode, ["alpha", "bravo"]) == ["alpha", "bravo"]
+    assert server.connections == 2  # the held connection was closed, not reused
+
+
+def clean_chunked_answer(conn: socket.socket, request: bytes) -> None:
+    _, body = answer_to(request)
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body) + LAST_CHUNK
+    )
+
+
+@pytest.mark.parametrize("mode", [m for m in EVERY_MODE if "stream" in m], ids=str)
+def test_a_stream_that_ends_cleanly_after_done_keeps_its_connection(
+    hostile_server: Any, mode: str
+) -> None:
+    server = hostile_server(clean_chunked_answer, keep_alive=True)
+    model = ChatDfeHub(base_url=server.base_url, max_retries=0, timeout=5)
+
+    assert answers(model, mode, ["a", "b", "c"]) == ["a", "b", "c"]
+    assert server.connections == 1

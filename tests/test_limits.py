@@ -17,11 +17,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from hostile_server import HostileServer, http_head
-from model_calls import call
+from hostile_server import HostileServer, http_head, is_streaming, wait_for_hangup
+from model_calls import EVERY_MODE, answer, call
 
 from langchain_dfehub import (
     ChatDfeHub,
@@ -30,7 +31,9 @@ from langchain_dfehub import (
     DfeHubTimeoutError,
     _stream_state,
 )
+from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._sse import MAX_LINE_BYTES, Malformed, SSEDecoder
+from langchain_dfehub._stream_state import Request
 
 MODES = ["sync", "async"]
 Start = Callable[..., HostileServer]
@@ -235,3 +238,65 @@ def test_nan_or_infinity_in_the_body_fields_is_refused_when_the_model_is_built(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(named)):
         ChatDfeHub(**settings)
+
+
+def silent(conn: socket.socket, request: bytes) -> None:
+    """Never a byte of a reply, until the client hangs up."""
+    wait_for_hangup(conn)
+
+
+def head_then_silent(conn: socket.socket, request: bytes) -> None:
+    kind = "text/event-stream" if is_streaming(request) else "application/json"
+    conn.sendall(http_head("200 OK", kind))
+    wait_for_hangup(conn)
+
+
+def trickled_head(conn: socket.socket, request: bytes) -> None:
+    """The status line and headers a byte every 50 ms (a header 20 s long)."""
+    head = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 400 + b"\r\n"
+    for byte in head:
+        conn.sendall(bytes([byte]))
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("mode", EVERY_MODE)
+@pytest.mark.parametrize(
+    "reply", [silent, head_then_silent, trickled_head], ids=lambda r: r.__name__
+)
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["no-timeout", "timeout"])
+def test_the_deadline_bounds_a_call_whatever_the_server_withholds(
+    hostile_server: Start, mode: str, reply: Any, timeout: float | None
+) -> None:
+    server = hostile_server(reply)
+    model = ChatDfeHub(base_url=server.base_url, timeout=timeout, deadline=0.5)
+
+    with pytest.raises(DfeHubTimeoutError) as caught:
+        answer(model, mode)
+
+    assert caught.value.phase == "deadline"
+    assert "deadline of 0.5 s" in str(caught.value)
+    assert len(server.requests) == 1  # not retried
+
+
+def test_each_wait_is_cut_to_the_time_left() -> None:
+    request = Request(
+        url="http://127.0.0.1:9/v1/chat/completions",
+        headers={},
+        body=b"{}",
+        stream=False,
+        connect_timeout=None,
+        read_timeout=120.0,
+        secret=None,
+        policy=RetryPolicy(max_retries=0, max_retry_wait=0),
+        deadline=30.0,
+    )
+    connect, read = request.waits()
+    assert connect is not None
+    assert 29 < connect <= 30
+    assert read is not None
+    assert 29 < read <= 30
+
+    spent = replace(request, started=request.started - 31)
+    with pytest.raises(DfeHubTimeoutError) as caught:
+        spent.waits()
+    assert caught.value.phase == "deadline"

@@ -2,18 +2,32 @@
 
 Connect timeouts cannot be provoked on loopback (a local connect either
 succeeds or is refused at once), so the mapping is specified here on the
-libraries' own exception objects; the failures a local server can cause are
-exercised end to end in test_retries.py.
+libraries' own exception objects. What a hostile server or a broken proxy can
+send (a head that breaks HTTP, framing that lies, JSON past the decoder's
+limits) is sent here by a raw local server, to both paths: each must raise
+the same typed error, retried only when the connection ended early.
 """
 
 from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 import requests
 import urllib3.exceptions
+from hostile_server import answer_to, framed
+from model_calls import call
 
-from langchain_dfehub import DfeHubConnectionError, DfeHubTimeoutError
+from langchain_dfehub import (
+    ChatDfeHub,
+    DfeHubConnectionError,
+    DfeHubProtocolError,
+    DfeHubTimeoutError,
+)
 from langchain_dfehub._async_transport import _network_error as httpx_error
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._stream_state import Request
@@ -30,6 +44,7 @@ REQUEST = Request(
     policy=RetryPolicy(max_retries=2, max_retry_wait=60),
 )
 _POOL = urllib3.HTTPConnectionPool("127.0.0.1", 9)
+MODES = ["sync", "async"]
 
 
 def mapped_error(exc: Exception) -> Exception:
@@ -78,7 +93,18 @@ def test_a_read_timeout_is_not_retried(exc: Exception) -> None:
     ("exc", "words"),
     [
         (requests.exceptions.ChunkedEncodingError("cut"), "was cut"),
-        (httpx.RemoteProtocolError("cut"), "was cut"),
+        (
+            httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body"
+            ),
+            "was cut",
+        ),
+        (
+            httpx.RemoteProtocolError(
+                "Server disconnected without sending a response."
+            ),
+            "was cut",
+        ),
         (
             requests.ConnectionError(ConnectionRefusedError(111, "refused")),
             "Could not reach",
@@ -111,3 +137,195 @@ def test_messages_name_the_endpoint_without_its_credentials() -> None:
     assert "http://127.0.0.1:9/api/openai/v1/chat/completions" in text
     assert "pw" not in text
     assert "key=k" not in text
+
+
+# --- what a hostile server or a broken proxy sends -------------------------------
+
+KEY = "sk-hostile-0123456789abcdef"
+
+
+def head(kind: bytes, *lines: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: "
+        + kind
+        + b"\r\n"
+        + b"".join(line + b"\r\n" for line in lines)
+    )
+
+
+def replying(build: Callable[[bytes, bytes], bytes]) -> Callable[..., None]:
+    """A reply built from the request's content type and a good answer body."""
+
+    def reply(conn: socket.socket, request: bytes) -> None:
+        kind, body = answer_to(request)
+        conn.sendall(build(kind.encode(), body))
+
+    return reply
+
+
+def reset_mid_headers(conn: socket.socket, request: bytes) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Ty")
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()  # a reset, not a clean close
+
+
+def closed_without_reply(conn: socket.socket, request: bytes) -> None:
+    pass
+
+
+BROKEN = pytest.param  # a reply that breaks HTTP: refused, never retried
+HOSTILE = [
+    BROKEN(
+        replying(lambda k, b: head(k, *(b"X-%d: v" % i for i in range(150)), b"") + b),
+        id="more-than-100-headers",
+    ),
+    BROKEN(
+        replying(lambda k, b: head(k, b"X-Long: " + b"a" * 70000, b"") + b),
+        id="header-line-over-64KiB",
+    ),
+    BROKEN(replying(lambda k, b: b"HTTZ/1.1 OK fine\r\n\r\n" + b), id="garbage-status"),
+    BROKEN(replying(lambda k, b: b"HTTP/1.1 1000 Big\r\n\r\n"), id="status-1000"),
+    BROKEN(replying(lambda k, b: b"HTTP/2.0 200 OK\r\n\r\n" + b), id="http-2.0-line"),
+    BROKEN(
+        replying(lambda k, b: b"HTTP/1.1 200 " + b"O" * 70000 + b"\r\n\r\n"),
+        id="status-line-over-64KiB",
+    ),
+    BROKEN(
+        replying(lambda k, b: head(k, b"this is no header " + KEY.encode(), b"") + b),
+        id="header-line-without-colon",
+    ),
+    BROKEN(
+        replying(
+            lambda k, b: head(k, b"Transfer-Encoding: chunked", b"") + b"zz\r\nhi\r\n"
+        ),
+        id="invalid-chunk-size",
+    ),
+    BROKEN(
+        replying(lambda k, b: head(k, b"Content-Length: nope", b"") + b),
+        id="content-length-not-a-number",
+    ),
+    BROKEN(
+        replying(
+            lambda k, b: head(k, b"Content-Length: 5", b"Content-Length: 7", b"") + b
+        ),
+        id="content-lengths-that-disagree",
+    ),
+    BROKEN(
+        replying(lambda k, b: head(k, b"Transfer-Encoding: gzip, chunked2", b"") + b),
+        id="unknown-transfer-coding",
+    ),
+    BROKEN(
+        replying(
+            lambda k, b: (
+                head(k, b"Content-Encoding: gzip", b"Connection: close", b"")
+                + b"\x1f\x8b\x08\x00not-gzip" * 10
+            )
+        ),
+        id="corrupt-gzip",
+    ),
+    BROKEN(replying(lambda k, b: b"\r\n\r\n" + b), id="no-status-line"),
+    BROKEN(
+        replying(lambda k, b: b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+        id="switching-protocols",
+    ),
+]
+
+
+@pytest.mark.parametrize("reply", HOSTILE)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_a_reply_that_breaks_http_is_a_protocol_error_never_retried(
+    hostile_server: Any, reply: Any, mode: str, streaming: bool
+) -> None:
+    server = hostile_server(reply)
+    model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=2)
+
+    with pytest.raises(DfeHubProtocolError) as caught:
+        call(model, mode, streaming)
+
+    assert not caught.value.retryable
+    assert len(server.requests) == 1
+    assert KEY not in str(caught.value)
+    assert KEY not in repr(caught.value.args)
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (reset_mid_headers, "Could not reach"),
+        (closed_without_reply, "was cut"),
+        (
+            replying(
+                lambda k, b: head(k, b"Content-Length: %d" % (len(b) + 9), b"") + b
+            ),
+            "was cut",
+        ),
+        # No status line, and the connection closed: an HTTP/0.9-style reply.
+        (replying(lambda k, b: b'{"id": "c"}'), "was cut"),
+    ],
+    ids=["reset-mid-headers", "closed-without-reply", "body-shorter", "http-0.9"],
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_connection_that_ends_before_the_reply_does_is_retried(
+    hostile_server: Any, reply: Any, words: str, mode: str
+) -> None:
+    server = hostile_server(reply)
+    model = ChatDfeHub(
+        base_url=server.base_url, api_key=KEY, timeout=5, max_retries=1
+    ).model_copy(update={"max_retry_wait": 0})
+
+    with pytest.raises(DfeHubConnectionError, match=words) as caught:
+        call(model, mode, streaming=False)
+
+    assert caught.value.attempts == 2
+    assert len(server.requests) == 2
+    assert KEY not in str(caught.value)
+
+
+def chunked_reply(size_line: bytes) -> Callable[..., None]:
+    def reply(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(
+            head(b"text/event-stream", b"Transfer-Encoding: chunked", b"")
+            + size_line
+            + b"\r\nhello\r\n"
+        )
+
+    return reply
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_chunk_size_past_any_integer_is_typed(hostile_server: Any, mode: str) -> None:
+    # urllib3 raised a bare OverflowError; h11 waits for the chunk, and reads
+    # "hello" as the stream's first line.
+    server = hostile_server(chunked_reply(b"f" * 20))
+    model = ChatDfeHub(base_url=server.base_url, timeout=5, max_retries=2)
+
+    with pytest.raises(DfeHubProtocolError):
+        call(model, mode, streaming=True)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"choices": [], "usage": {"prompt_tokens": 1' + b"0" * 5000 + b"}}",
+    ],
+    ids=["deeply-nested", "huge-integer"],
+)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_json_past_the_decoders_limits_is_a_protocol_error(
+    hostile_server: Any, body: bytes, mode: str, streaming: bool
+) -> None:
+    def reply(conn: socket.socket, request: bytes) -> None:
+        kind = "text/event-stream" if streaming else "application/json"
+        data = b"data: " + body + b"\n\n" if streaming else body
+        conn.sendall(framed("200 OK", kind, data))
+
+    server = hostile_server(reply)
+    model = ChatDfeHub(base_url=server.base_url, timeout=5, max_retries=2)
+
+    with pytest.raises(DfeHubProtocolError):
+        call(model, mode, streaming)
+    assert len(server.requests) == 1

@@ -1,0 +1,199 @@
+"""The sync transport's connections: urllib3 pools that read replies our way.
+
+`http.client` (under urllib3, under `requests`) skips only a `100 Continue`
+before the reply: a `102 Processing` or `103 Early Hints` is taken as the
+final reply, with an empty body, and the connection goes back to the pool
+with the real reply unread, for the next call to receive. Our connections
+read replies with `FinalResponse`, which skips every interim reply, refuses
+the broken heads that the async path's h11 refuses (`head_problem`), and hands
+its socket to the call's deadline watch (see `_watchdog`) before the status
+line is read, so that a server trickling its headers is cut at the deadline.
+
+`requests` knows nothing of this: the sessions we make mount `DfeHubAdapter`,
+whose pools (direct or through a proxy) use these connections. A user's own
+session keeps its own; the transport then refuses an interim reply it
+receives as final (never passing it on), and the deadline bounds its waits.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import socket
+import threading
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
+
+from langchain_dfehub._stream_state import head_problem
+from langchain_dfehub._watchdog import WATCHDOG, Watch
+
+# A chunked body's end: the last (empty) chunk, with no trailer.
+_LAST_CHUNK = b"0\r\n\r\n"
+
+_current = threading.local()
+
+
+class watching:  # noqa: N801 - used as a `with` block, like a function
+    """Within the block, replies this thread reads are cut at `watch`'s deadline."""
+
+    __slots__ = ("_watch",)
+
+    def __init__(self, watch: Watch | None) -> None:
+        self._watch = watch
+
+    def __enter__(self) -> None:
+        _current.watch = self._watch
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.watch = None
+
+
+class BrokenReply(http.client.HTTPException):
+    """A reply head that breaks HTTP the way `head_problem` (or h11) says."""
+
+
+class FinalResponse(http.client.HTTPResponse):
+    """`http.client`'s response, past every interim (1xx) reply, on a watch."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self._sock: socket.socket | None = sock
+        self._watch: Watch | None = getattr(_current, "watch", None)
+        if self._watch is not None:
+            # The plain socket's own shutdown: an `SSLSocket`'s would drop its
+            # TLS state under the reading thread.
+            cut = functools.partial(socket.socket.shutdown, sock, socket.SHUT_RDWR)
+            WATCHDOG.attach(self._watch, cut)
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # As many as come: h11 (the async path) has no limit either, and the
+        # deadline bounds a server that sends nothing else.
+        while True:
+            try:
+                version, status, reason = super()._read_status()  # type: ignore[misc]
+            except http.client.BadStatusLine as exc:
+                if str(exc.args[0] if exc.args else "").endswith("\n"):
+                    raise
+                cut = True  # the connection ended mid-line: as h11 sees it
+            else:
+                cut = False
+            if cut:  # raised out here, without the BadStatusLine as context
+                raise http.client.RemoteDisconnected("reply cut short")
+            # 100 is skipped by `begin`; 101 switches protocols, and is final.
+            if not 102 <= status < 200:
+                self._version_text: str = version
+                self._reason_text: str = reason
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim reply's: unused
+
+    def begin(self) -> None:
+        """Read the status line and headers; refuse a head h11 would refuse."""
+        super().begin()
+        if self.msg.defects or self.msg.get_payload():
+            problem: str | None = "a header line that is no header"
+        else:
+            problem = head_problem(
+                self._version_text, self._reason_text, self.msg.items()
+            )
+        if problem is not None:
+            self._close_conn()
+            raise BrokenReply(problem)
+
+    def ends_here(self) -> bool:
+        """Whether the body's end is read, or received and waiting to be.
+
+        Looks without waiting: the socket is made non-blocking for one peek
+        at what is buffered. Only a chunked body's last chunk with no
+        trailer counts; anything else is not known to end soon.
+        """
+        fp: Any = self.fp
+        if fp is None:
+            return True  # read to its end
+        if not self.chunked or self._sock is None:
+            return False
+        timeout = self._sock.gettimeout()
+        try:
+            self._sock.settimeout(0.0)
+            ahead = fp.peek(len(_LAST_CHUNK))
+        except OSError:  # nothing buffered (TLS says "want read"), or gone
+            return False
+        finally:
+            self._sock.settimeout(timeout)
+        return bytes(ahead).startswith(_LAST_CHUNK)
+
+    def _close_conn(self) -> None:
+        # The reply is read (or abandoned): the connection may now go back to
+        # the pool, where the watch must no longer reach its socket.
+        if self._watch is not None:
+            WATCHDOG.detach(self._watch)
+            self._watch = None
+        super()._close_conn()  # type: ignore[misc]
+
+
+class _Connection(HTTPConnection):
+    response_class = FinalResponse
+
+
+class _TLSConnection(HTTPSConnection):
+    response_class = FinalResponse
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+class _UncheckedTLSPool(_TLSPool):
+    """A pool for `verify=False` that does not warn on every request.
+
+    The model warned once when it was built (`warn_unverified`), as the
+    async path does; urllib3 would add an `InsecureRequestWarning` per
+    request. Left out here, in these pools only, rather than by a warnings
+    filter, which is process-wide (and not thread-safe to set per call), or
+    by `urllib3.disable_warnings()`, which would silence the user's own code.
+    """
+
+    def _validate_conn(self, conn: Any) -> None:
+        # urllib3's own, but for the warning: connect early, as it does.
+        super(HTTPSConnectionPool, self)._validate_conn(conn)
+        if getattr(conn, "sock", None) is None:  # `is_closed` in urllib3 2
+            conn.connect()
+
+
+class DfeHubAdapter(HTTPAdapter):
+    """An adapter whose pools, direct or through a proxy, are ours."""
+
+    def __init__(self, *, unchecked: bool, **kwargs: Any) -> None:
+        self._unchecked = unchecked
+        super().__init__(**kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()  # type: ignore[assignment]
+        state["_unchecked"] = self._unchecked
+        return state
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Make urllib3's pool manager, with our pools."""
+        super().init_poolmanager(*args, **kwargs)
+        self._use_our_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        """The proxy's pool manager, with our pools."""
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        self._use_our_pools(manager)
+        return manager
+
+    def _use_our_pools(self, manager: PoolManager) -> None:
+        classes = dict(manager.pool_classes_by_scheme)
+        if classes.get("http") is HTTPConnectionPool:  # a SOCKS manager keeps its own
+            classes["http"] = _Pool
+        if classes.get("https") is HTTPSConnectionPool:
+            classes["https"] = _UncheckedTLSPool if self._unchecked else _TLSPool
+        manager.pool_classes_by_scheme = classes
