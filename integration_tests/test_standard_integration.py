@@ -1,15 +1,17 @@
 """LangChain's standard integration suite for chat models, against a server.
 
-The server is the bundled emulator unless `DFEHUB_BASE_URL` names a live one
-(see conftest.py).
+The server is the bundled emulator in each of its flavours, unless
+`DFEHUB_BASE_URL` names a live one (see conftest.py). No structured-output
+method is named: the model's default (see `with_structured_output`) must
+work on every server.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
+from conftest import Server
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_dfehub import ChatDfeHub
@@ -17,8 +19,8 @@ from langchain_dfehub import ChatDfeHub
 
 class TestChatDfeHubStandardIntegration(ChatModelIntegrationTests):
     @pytest.fixture(autouse=True)
-    def _server(self, dfehub_base_url: str) -> None:
-        self._base_url = dfehub_base_url
+    def _server(self, dfehub_server: Server) -> None:
+        self._under_test = dfehub_server
 
     @property
     def chat_model_class(self) -> type[ChatDfeHub]:
@@ -26,10 +28,7 @@ class TestChatDfeHubStandardIntegration(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {
-            "model": os.environ.get("DFEHUB_MODEL", "gpt-3.5-turbo"),
-            "base_url": self._base_url,
-        }
+        return {"model": self._under_test.model, "base_url": self._under_test.base_url}
 
     @property
     def has_tool_calling(self) -> bool:
@@ -37,18 +36,11 @@ class TestChatDfeHubStandardIntegration(ChatModelIntegrationTests):
 
     @property
     def has_tool_choice(self) -> bool:
-        return True
+        return self._under_test.forces_named_tool
 
     @property
     def has_structured_output(self) -> bool:
         return True
-
-    @property
-    def structured_output_kwargs(self) -> dict[str, Any]:
-        # The default method (json_schema) unless the server under test has
-        # none, as DeepSeek's API: DFEHUB_STRUCTURED_OUTPUT_METHOD names another.
-        method = os.environ.get("DFEHUB_STRUCTURED_OUTPUT_METHOD")
-        return {"method": method} if method else {}
 
     @property
     def supports_json_mode(self) -> bool:
@@ -58,12 +50,32 @@ class TestChatDfeHubStandardIntegration(ChatModelIntegrationTests):
     def returns_usage_metadata(self) -> bool:
         return True
 
+    # Image, image-URL, PDF and audio parts reach the wire in OpenAI's form;
+    # the emulator checks them as OpenAI's API does. Tool messages carry
+    # text only in Chat Completions, so images and PDFs there stay off.
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_audio_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        return True
+
     @property
     def model_override_value(self) -> str | None:
-        # The emulator serves any model name; a live server only its own, so
-        # there the second model must be named (or these four tests skip).
-        default = None if os.environ.get("DFEHUB_BASE_URL") else "gpt-3.5-turbo-16k"
-        return os.environ.get("DFEHUB_OVERRIDE_MODEL", default)
+        return self._under_test.override_model
 
     @property
     def enable_vcr_tests(self) -> bool:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         DfeHubPermissionDeniedError,
         DfeHubProtocolError,
         DfeHubRateLimitError,
+        DfeHubRefusalError,
         DfeHubServerError,
         DfeHubTimeoutError,
     )
@@ -46,6 +47,7 @@ _HOMES = {
     "DfeHubError": "langchain_dfehub._errors",
     "DfeHubProtocolError": "langchain_dfehub._errors",
     "DfeHubRateLimitError": "langchain_dfehub._errors",
+    "DfeHubRefusalError": "langchain_dfehub._errors",
     "DfeHubServerError": "langchain_dfehub._errors",
     "DfeHubTimeoutError": "langchain_dfehub._errors",
     "GateState": "langchain_dfehub._gate",
@@ -63,6 +65,7 @@ __all__ = [
     "DfeHubPermissionDeniedError",
     "DfeHubProtocolError",
     "DfeHubRateLimitError",
+    "DfeHubRefusalError",
     "DfeHubServerError",
     "DfeHubTimeoutError",
     "GateState",

@@ -17,7 +17,7 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from langchain_core.exceptions import (
@@ -30,6 +30,7 @@ from langchain_core.exceptions import (
     ModelNotFoundError,
     ModelPermissionDeniedError,
     ModelRateLimitError,
+    ModelRefusalError,
     ModelTimeoutError,
 )
 
@@ -40,6 +41,9 @@ from langchain_dfehub._throttle import (
     wait_from_retry_after,
 )
 from langchain_dfehub._urls import display_url, server_name
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
 
 _EXCERPT_CHARS = 200
 # How much of a non-JSON body is read for its excerpt: enough for any error
@@ -215,6 +219,22 @@ class DfeHubConnectionError(DfeHubError, ModelConnectionError, ConnectionError):
 
 class DfeHubProtocolError(DfeHubError):
     """The server's reply does not follow the chat-completions wire format."""
+
+
+class DfeHubRefusalError(DfeHubError, ModelRefusalError):
+    """The model declined: a reply with `refusal` text, or a content-filter stop.
+
+    Raised by `with_structured_output`, which needs the content the model
+    withheld; a plain call returns the message, with its `refusal` block.
+    Retrying the same request is unlikely to help: rephrase it.
+
+    Attributes:
+        raw_message: The reply that carried the refusal.
+    """
+
+    def __init__(self, message: str, *, raw_message: BaseMessage | None = None) -> None:
+        super().__init__(message)
+        self.raw_message = raw_message
 
 
 def _excerpt(text: str, secret: Secret = None) -> str:

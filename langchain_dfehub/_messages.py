@@ -142,6 +142,10 @@ def _content(content: str | list[str | dict[str, Any]]) -> str | list[Any]:
         elif block.get("type") in _DROPPED_BLOCKS:
             # Carried in `tool_calls`, or meaningless to the server.
             continue
+        elif block.get("type") == "image" and isinstance(block.get("source"), dict):
+            image = _anthropic_image(block["source"])
+            if image is not None:
+                parts.append(image)
         else:
             parts.append(block)
     if all(_is_bare_text(part) for part in parts):
@@ -162,6 +166,24 @@ def _is_bare_text(part: Any) -> bool:
         and part["type"] == "text"
         and isinstance(part["text"], str)
     )
+
+
+def _anthropic_image(source: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An Anthropic-style image block's `source` as an `image_url` part.
+
+    `{"type": "base64", "media_type", "data"}` becomes a data URL and
+    `{"type": "url", "url"}` the URL, as `ChatOpenAI` converts them; a source
+    of another kind (an Anthropic file id) has no Chat Completions form and is
+    left out, as there.
+    """
+    kind = source.get("type")
+    if kind == "base64" and source.get("media_type") and source.get("data"):
+        url = f"data:{source['media_type']};base64,{source['data']}"
+    elif kind == "url" and source.get("url"):
+        url = source["url"]
+    else:
+        return None
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _tool_call_to_dict(call: ToolCall) -> dict[str, Any]:
@@ -396,6 +418,10 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
     raw_calls = delta.get("tool_calls")
     logprobs = choice.get("logprobs")
     reasoning = reasoning_text(delta)
+    refusal = delta.get("refusal")
+    if refusal:
+        # Pieces of a refusal merge by concatenation, like the content's.
+        return _refusal_chunk(content, refusal, reasoning, finish_reason, chunk)
     if not raw_calls and finish_reason is None and not usage and not logprobs:
         if reasoning is None:
             return AIMessageChunk(content=content), None
@@ -437,6 +463,32 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
             additional_kwargs=additional,
             tool_call_chunks=calls,
             usage_metadata=usage_from_dict(usage),
+            response_metadata=metadata,
+        ),
+        finish_reason,
+    )
+
+
+def _refusal_chunk(
+    content: str,
+    refusal: str,
+    reasoning: str | None,
+    finish_reason: str | None,
+    chunk: Mapping[str, Any],
+) -> tuple[AIMessageChunk, str | None]:
+    """A chunk carrying a piece of a refusal (`delta.refusal`), seldom seen."""
+    additional: dict[str, Any] = {"refusal": refusal}
+    if reasoning is not None:
+        additional[REASONING_KEY] = reasoning
+    metadata: dict[str, Any] = {"model_provider": PROVIDER}
+    if finish_reason is not None:
+        metadata["finish_reason"] = finish_reason
+        metadata["model_name"] = chunk.get("model")
+    return (
+        AIMessageChunk(
+            content=content,
+            additional_kwargs=additional,
+            usage_metadata=usage_from_dict(chunk.get("usage")),
             response_metadata=metadata,
         ),
         finish_reason,

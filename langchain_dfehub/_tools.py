@@ -28,6 +28,25 @@ ToolLike = Union[dict[str, Any], type, Callable[..., Any], "BaseTool"]
 _PASS_THROUGH_CHOICES = frozenset({"auto", "none", "required"})
 
 
+def default_method(profile: Mapping[str, Any] | None) -> StructuredMethod:
+    """The structured-output method to use when the caller names none.
+
+    `json_schema` (a `response_format` the server enforces while decoding)
+    unless the profile says the model has no native structured output but
+    does call tools: then a forced tool call, which such a server honours
+    (DeepSeek's API refuses `json_schema` with a 400; OpenAI's gpt-3.5-turbo
+    and gpt-4 predate it). With no profile, `json_schema`: what llama.cpp,
+    vLLM, Ollama and LM Studio enforce for any model they serve.
+    """
+    if (
+        profile is not None
+        and profile.get("structured_output") is False
+        and profile.get("tool_calling") is not False
+    ):
+        return "function_calling"
+    return "json_schema"
+
+
 def tools_to_wire(
     tools: Sequence[ToolLike], *, strict: bool | None = None
 ) -> list[dict[str, Any]]:

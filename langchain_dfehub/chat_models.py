@@ -61,13 +61,24 @@ from langchain_dfehub._connection import (
     warn_unverified,
 )
 from langchain_dfehub._gate import GateState, ServiceGate, gate_for
+from langchain_dfehub._llm_output import combine_llm_outputs
 from langchain_dfehub._messages import (
     chunk_to_message,
     messages_to_dicts,
     response_to_messages,
 )
 from langchain_dfehub._profiles import default_profile
+from langchain_dfehub._refusals import refusal_checked
 from langchain_dfehub._retry import RetryPolicy
+from langchain_dfehub._server_profile import (
+    afetch,
+    cache_key,
+    cached,
+    fetch,
+    models_url,
+    profile_from_reply,
+    remember,
+)
 from langchain_dfehub._settings import (
     CallSettings,
     authorization,
@@ -90,6 +101,7 @@ from langchain_dfehub._tokens import count_message_tokens, pseudo_token_ids
 from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
+    default_method,
     parse_unless_tool_call,
     response_format_to_wire,
     structured_output_parts,
@@ -483,6 +495,12 @@ class ChatDfeHub(BaseChatModel):
         return sort_init_arguments(values, cls.model_fields)
 
     @model_validator(mode="after")
+    def _set_dfehub_version(self) -> ChatDfeHub:
+        # Traces name this package beside langchain-core's and langchain's.
+        self._add_version("langchain-dfehub", __version__)
+        return self
+
+    @model_validator(mode="after")
     def _one_choice_when_streaming(self) -> ChatDfeHub:
         if self.streaming and self.n is not None and self.n > 1:
             msg = "n must be 1 with streaming=True: a stream delivers one message."
@@ -527,8 +545,77 @@ class ChatDfeHub(BaseChatModel):
         return params
 
     def _resolve_model_profile(self) -> ModelProfile | None:
-        """The known profile of `model` (gpt-3.5-turbo's), unless one is given."""
+        """The known profile of `model`'s family (see `_profiles`), if any."""
         return default_profile(self.model)
+
+    def fetch_profile(self, *, refresh: bool = False) -> ModelProfile:
+        """Ask the server for `model`'s profile, set it as `profile`, return it.
+
+        Reads `GET {base_url}/models`: vLLM reports the context size it
+        serves (`max_model_len`), llama.cpp the loaded model's
+        (`meta.n_ctx_train`); both enforce `json_schema` output. What the
+        server does not say comes from the known profile of the name. The
+        answer is kept for the process, per endpoint, model and key;
+        `refresh=True` asks again.
+
+        Raises:
+            DfeHubError: (a subclass) when the server cannot be reached or
+                answers with an error or something other than a model list.
+        """
+        url, key, headers, timeout, connection = self._profile_request()
+        profile = None if refresh else cached(key)
+        if profile is None:
+            session = self._transport.session(connection)
+            status, reply_headers, body = fetch(
+                session, connection, url, headers, timeout
+            )
+            profile = remember(key, self._read_profile(status, reply_headers, body))
+        self.profile = profile
+        return profile
+
+    async def afetch_profile(self, *, refresh: bool = False) -> ModelProfile:
+        """`fetch_profile` on the async path (httpx)."""
+        url, key, headers, timeout, connection = self._profile_request()
+        profile = None if refresh else cached(key)
+        if profile is None:
+            status, reply_headers, body = await afetch(
+                connection, url, headers, timeout
+            )
+            profile = remember(key, self._read_profile(status, reply_headers, body))
+        self.profile = profile
+        return profile
+
+    def _profile_request(self) -> tuple[Any, ...]:
+        url = models_url(self.base_url)
+        header, secret = authorization(self.api_key, self._url_credentials)
+        headers = self._headers(stream=False, authorization=header)
+        del headers["Content-Type"]  # a GET has no body
+        connect, read = (
+            self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
+        )
+        connection = self._connections.get(
+            chat_completions_url(self.base_url),
+            verify=self.verify,
+            cert=self.cert,
+            proxy=self._proxy_to_use(),
+            http_client=self.http_client,
+            http_async_client=self.http_async_client,
+        )
+        key = cache_key(url, self.model, secret)
+        return url, key, headers, (connect, read), connection
+
+    def _read_profile(
+        self, status: int, headers: Mapping[str, str], body: bytes
+    ) -> ModelProfile:
+        _, secret = authorization(self.api_key, self._url_credentials)
+        return profile_from_reply(
+            status,
+            headers,
+            body,
+            url=models_url(self.base_url),
+            model=self.model,
+            secret=secret,
+        )
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -747,8 +834,9 @@ class ChatDfeHub(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         # LangChain's `stream` reports each chunk to the callbacks itself.
         request = self._request(messages, stop, stream=True, **kwargs)
+        v1 = self.output_version == "v1"
         for data in self._transport.stream(request):
-            yield _generation_chunk(data)
+            yield _generation_chunk(data, v1=v1)
 
     async def _astream(
         self,
@@ -758,8 +846,15 @@ class ChatDfeHub(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._request(messages, stop, stream=True, **kwargs)
+        v1 = self.output_version == "v1"
         async for data in self._atransport.stream(request):
-            yield _generation_chunk(data)
+            yield _generation_chunk(data, v1=v1)
+
+    def _combine_llm_outputs(
+        self, llm_outputs: list[dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        """Token usage summed over the results, and the model, as ChatOpenAI's."""
+        return combine_llm_outputs(llm_outputs, self.model)
 
     # --- token counting ---------------------------------------------------------------
 
@@ -831,7 +926,7 @@ class ChatDfeHub(BaseChatModel):
         self,
         schema: dict[str, Any] | type,
         *,
-        method: StructuredMethod = "json_schema",
+        method: StructuredMethod | None = None,
         include_raw: bool = False,
         strict: bool | None = None,
         tools: Sequence[ToolLike] | None = None,
@@ -842,12 +937,15 @@ class ChatDfeHub(BaseChatModel):
         Args:
             schema: A pydantic class (output is an instance), a TypedDict, a
                 JSON schema or an OpenAI function dict (output is a dict).
-            method: `"json_schema"` (the default: `response_format` with the
-                schema, which llama.cpp, vLLM and Ollama enforce while
-                decoding), `"function_calling"` (a forced tool call; raises
+            method: `"json_schema"` (`response_format` with the schema, which
+                llama.cpp, vLLM and Ollama enforce while decoding),
+                `"function_calling"` (a forced tool call; raises
                 `OutputParserException` when the server ignores the forced
                 tool and the model answers in prose) or `"json_mode"` (a JSON
-                object; say in the prompt which keys you want).
+                object; say in the prompt which keys you want). By default,
+                `"function_calling"` when `profile` says the model has no
+                native structured output (gpt-3.5-turbo, DeepSeek's models),
+                else `"json_schema"`.
             include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of
                 raising when the answer does not parse.
             strict: Ask the server to follow the schema exactly (the schema is
@@ -859,7 +957,12 @@ class ChatDfeHub(BaseChatModel):
 
         Raises:
             ValueError: on an unknown method or unexpected arguments.
+
+        The runnable raises `DfeHubRefusalError` (a `ModelRefusalError`)
+        when the model refuses, rather than a parsing error.
         """
+        if method is None:
+            method = default_method(self.profile)
         if kwargs:
             msg = f"with_structured_output got unexpected arguments {sorted(kwargs)}."
             raise ValueError(msg)
@@ -873,6 +976,7 @@ class ChatDfeHub(BaseChatModel):
                 raise ValueError(msg)
             bound_kwargs["tools"] = tools_to_wire(tools, strict=strict)
             parser = parse_unless_tool_call(parser)
+        parser = refusal_checked(parser)
         structured_format = {
             "kwargs": {"method": method, "strict": strict},
             "schema": schema,
@@ -907,6 +1011,7 @@ def _chat_result(response: Mapping[str, Any]) -> ChatResult:
         "model_name": response.get("model"),
         "token_usage": response.get("usage"),
         "id": response.get("id"),
+        "system_fingerprint": response.get("system_fingerprint"),
     }
     return ChatResult(
         generations=[
@@ -922,8 +1027,12 @@ def _chat_result(response: Mapping[str, Any]) -> ChatResult:
     )
 
 
-def _generation_chunk(data: Mapping[str, Any]) -> ChatGenerationChunk:
+def _generation_chunk(data: Mapping[str, Any], *, v1: bool) -> ChatGenerationChunk:
     message, finish_reason = chunk_to_message(data)
+    if v1 and message.response_metadata:
+        # Tells our block translator (`_content_blocks`) the chunk's blocks
+        # will be merged by index.
+        message.response_metadata["output_version"] = "v1"
     if finish_reason is None:
         return ChatGenerationChunk(message=message)
     return ChatGenerationChunk(

@@ -13,6 +13,9 @@ import httpx
 import pytest
 
 from langchain_dfehub.testing import DfeHubEmulator
+from langchain_dfehub.testing._media import b64, png_bytes
+
+PNG = b64(png_bytes())
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -486,7 +489,7 @@ def test_the_echo_takes_the_text_parts_of_multimodal_content(
 ) -> None:
     content = [
         {"type": "text", "text": "Describe"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
         {"type": "text", "text": "this"},
     ]
     assert answer_of(client, content) == "Describe\nthis"

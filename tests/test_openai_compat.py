@@ -292,8 +292,8 @@ def test_the_services_model_has_a_profile() -> None:
 
 
 def test_an_unknown_model_has_no_profile_unless_given() -> None:
-    assert ChatDfeHub(model="qwen2.5-coder").profile is None
-    given = ChatDfeHub(model="qwen2.5-coder", profile={"max_input_tokens": 4096})
+    assert ChatDfeHub(model="my-finetune").profile is None
+    given = ChatDfeHub(model="my-finetune", profile={"max_input_tokens": 4096})
     assert given.profile == {"max_input_tokens": 4096}
 
 

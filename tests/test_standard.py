@@ -61,6 +61,27 @@ class TestChatDfeHubStandardUnit(ChatModelUnitTests):
     def returns_usage_metadata(self) -> bool:
         return True
 
+    # As in the integration suite: these parts reach the wire in OpenAI's form.
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_audio_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        return True
+
     @pytest.mark.xfail(
         strict=True,
         raises=ValueError,

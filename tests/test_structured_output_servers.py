@@ -50,18 +50,38 @@ def run(runnable: Any, mode: str, how: str = "invoke") -> Any:
     return asyncio.run(runnable.ainvoke(PROMPT))
 
 
+LLAMA_FILE = "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"  # as a llama.cpp user names it
+
+
 @pytest.mark.parametrize("how", ["invoke", "stream"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("schema", [Joke, JOKE_SCHEMA], ids=["pydantic", "json"])
 def test_the_default_method_works_on_llama_cpp(schema, mode, how):
     with DfeHubEmulator(flavour="llama.cpp") as emulator:
-        model = ChatDfeHub(base_url=emulator.base_url)
+        model = ChatDfeHub(base_url=emulator.base_url, model=LLAMA_FILE)
         result = run(model.with_structured_output(schema), mode, how)
         sent = emulator.requests[0].body
     joke = result.model_dump() if isinstance(result, BaseModel) else result
     assert set(joke) == {"setup", "punchline"}
     assert sent["response_format"]["type"] == "json_schema"
     assert "tools" not in sent
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_on_llama_cpp_under_the_default_name_the_fetched_profile_picks_json_schema(
+    mode,
+):
+    # gpt-3.5-turbo's profile says no native structured output, and llama.cpp
+    # serves its model whatever the request names: the server's profile says
+    # it enforces json_schema.
+    with DfeHubEmulator(flavour="llama.cpp") as emulator:
+        model = ChatDfeHub(base_url=emulator.base_url)
+        if mode == "sync":
+            model.fetch_profile()
+        else:
+            asyncio.run(model.afetch_profile())
+        assert isinstance(run(model.with_structured_output(Joke), mode), Joke)
+        assert emulator.requests[0].body["response_format"]["type"] == "json_schema"
 
 
 @pytest.mark.parametrize("how", ["invoke", "stream"])
@@ -101,15 +121,17 @@ def test_a_forced_tool_the_server_honours_still_parses(mode):
 
 
 # DeepSeek's API has no json_schema response format (only `json_object`), and
-# says so with a 400; its forced tool call works.
+# says so with a 400; its forced tool call works, and its models' profiles
+# make that the default.
 @pytest.mark.parametrize("how", ["invoke", "stream"])
 @pytest.mark.parametrize("mode", MODES)
-def test_deepseek_refuses_json_schema_and_function_calling_works(mode, how):
+def test_deepseek_refuses_json_schema_and_the_default_method_works(mode, how):
     with DfeHubEmulator(flavour="deepseek") as emulator:
-        model = ChatDfeHub(base_url=emulator.base_url, max_retries=3)
+        model = ChatDfeHub(base_url=emulator.base_url, model="deepseek-chat")
+        model.max_retries = 3
         with pytest.raises(DfeHubInvalidRequestError) as caught:
-            run(model.with_structured_output(Joke), mode, how)
+            run(model.with_structured_output(Joke, method="json_schema"), mode, how)
         assert len(emulator.requests) == 1  # a 400 is not retried
-        structured = model.with_structured_output(Joke, method="function_calling")
-        assert isinstance(run(structured, mode, how), Joke)
+        assert isinstance(run(model.with_structured_output(Joke), mode, how), Joke)
+        assert "tool_choice" in emulator.requests[-1].body
     assert "response_format type is unavailable" in str(caught.value)

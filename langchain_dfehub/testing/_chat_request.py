@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._content_parts import check_media_part
+
 DEFAULT_MODEL = "gpt-3.5-turbo"
 MAX_STOP_SEQUENCES = 4
 MAX_CHOICES = 128
@@ -307,10 +309,11 @@ def _check_content(content: object, role: str, param: str) -> None:
             )
         if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
             raise _wrong_type(f"{where}.{kind}", "a string", part.get(kind))
-        if kind in ("image_url", "input_audio", "file") and not isinstance(
-            part.get(kind), dict
-        ):
-            raise _wrong_type(f"{where}.{kind}", "an object", part.get(kind))
+        if kind in ("image_url", "input_audio", "file"):
+            media = part.get(kind)
+            if not isinstance(media, dict):
+                raise _wrong_type(f"{where}.{kind}", "an object", media)
+            check_media_part(kind, media, where, InvalidRequest)
 
 
 def _check_tool_calls(message: Mapping[str, Any], param: str) -> bool:

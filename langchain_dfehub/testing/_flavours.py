@@ -15,21 +15,26 @@ public sources show it, never what a client's test would like to see:
   `--reasoning-format deepseek` the thinking streams as `reasoning_content`
   deltas before the content; the last chunk (and a whole completion) carries a
   `timings` object; `model` in replies is the server's alias whatever the
-  request named; a prompt over the context size is an HTTP 400 of type
+  request named; `GET /models` lists that alias, `"owned_by": "llamacpp"`,
+  with `meta.n_ctx_train` (`tools/server/server.cpp`, `handle_models`); a
+  prompt over the context size is an HTTP 400 of type
   `exceed_context_size_error`, "request (N tokens) exceeds the available
   context size (C tokens)", with `n_prompt_tokens` and `n_ctx`.
 - `vllm`: vLLM's OpenAI server (its "Reasoning Outputs" docs and error
   responses): the thinking as `reasoning` (newer releases; `reasoning_content`
-  before), usage without detail objects, errors as `{"object": "error",
-  "message", "type": "BadRequestError", "param": null, "code": 400}`, an unknown
-  model a 404 "The model `x` does not exist.", a long prompt "This model's
-  maximum context length is C tokens. However, you requested N tokens ...".
+  before), usage without detail objects, `GET /models` entries with
+  `"owned_by": "vllm"` and `max_model_len` (its `ModelCard`), errors as
+  `{"object": "error", "message", "type": "BadRequestError", "param": null,
+  "code": 400}`, an unknown model a 404 "The model `x` does not exist.", a
+  long prompt "This model's maximum context length is C tokens. However, you
+  requested N tokens ...".
 - `deepseek`: the DeepSeek API (its reasoning-model and context-caching docs):
   `reasoning_content`, a 400 "This response_format type is unavailable now"
   for a `json_schema` response format (it has `json_object` only), usage
   with `prompt_cache_hit_tokens`,
   `prompt_cache_miss_tokens` and `completion_tokens_details.reasoning_tokens`;
-  an unknown model is a 400 "Model Not Exist". The emulator keeps no cache, so
+  an unknown model is a 400 "Model Not Exist"; `GET /models` entries are
+  `"owned_by": "deepseek"`. The emulator keeps no cache, so
   every prompt token is a miss.
 """
 
@@ -119,6 +124,25 @@ class Flavour:
     """The `service_tier` every reply names; None: the server sends none."""
     single_choice: bool = False
     """True: `n` other than 1 fails as llama.cpp fails it (see `choices_error`)."""
+    model_owner: str = "dfehub"
+    """`owned_by` of each entry of `GET /models`."""
+    context_in_models: str | None = None
+    """Where `GET /models` tells the context size: vLLM's `max_model_len`,
+    llama.cpp's `meta.n_ctx_train`; None: it does not."""
+
+    def model_entry(self, name: str, created: int, context: int) -> dict[str, Any]:
+        """One entry of this server's `GET /models` list."""
+        entry: dict[str, Any] = {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": self.model_owner,
+        }
+        if self.context_in_models == "max_model_len":
+            entry["max_model_len"] = context
+        elif self.context_in_models == "n_ctx_train":
+            entry["meta"] = {"n_ctx_train": context}
+        return entry
 
     def choices_error(self) -> tuple[int, dict[str, Any]]:
         """llama.cpp's answer to `n` other than 1: its parser throws, a 500."""
@@ -227,6 +251,8 @@ FLAVOURS: Mapping[str, Flavour] = {
         model_alias=LLAMA_CPP_ALIAS,
         timings=True,
         single_choice=True,
+        model_owner="llamacpp",
+        context_in_models="n_ctx_train",
         usage_details=False,
         overflow=Overflow(
             "request ({prompt} tokens) exceeds the available context size"
@@ -240,6 +266,8 @@ FLAVOURS: Mapping[str, Flavour] = {
         error_shape=_vllm_error,
         reasoning_field="reasoning",
         usage_details=False,
+        model_owner="vllm",
+        context_in_models="max_model_len",
         overflow=Overflow(
             "This model's maximum context length is {context} tokens. However, you"
             " requested {prompt} tokens in the messages. Please reduce the length"
@@ -254,6 +282,7 @@ FLAVOURS: Mapping[str, Flavour] = {
         reasoning_field="reasoning_content",
         json_schema_refusal="This response_format type is unavailable now",
         cache_usage=True,
+        model_owner="deepseek",
         overflow=Overflow(
             "This model's maximum context length is {context} tokens. However, you"
             " requested {prompt} tokens ({prompt} in the messages, 0 in the"

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from langchain_dfehub._gate import forget_gates
+from langchain_dfehub._server_profile import forget_profiles
 
 from ._chat_request import DEFAULT_MODEL, InvalidRequest, parse_chat_request
 from ._faults import (
@@ -68,6 +69,7 @@ _EVENT_STREAM = "text/event-stream; charset=utf-8"
 _FRAME_BYTES = 64 * 1024
 _STOP_TIMEOUT = 10.0
 _MODEL_CREATED = 1_677_610_602
+DEFAULT_CONTEXT = 16385
 
 
 @dataclass(frozen=True)
@@ -406,15 +408,13 @@ class _Service:
         names = [options.flavour.model_alias or DEFAULT_MODEL]
         if options.models and not options.flavour.model_alias:
             names = sorted(options.models)
+        # The context size a server reports: the limit set, else the
+        # default model's (gpt-3.5-turbo's 16,385 tokens).
+        context = options.context_size or DEFAULT_CONTEXT
         models = {
             "object": "list",
             "data": [
-                {
-                    "id": name,
-                    "object": "model",
-                    "created": _MODEL_CREATED,
-                    "owned_by": "dfehub",
-                }
+                options.flavour.model_entry(name, _MODEL_CREATED, context)
                 for name in names
             ],
         }
@@ -749,6 +749,7 @@ class DfeHubEmulator:
         self._state.reset()
         if self._address is not None:
             forget_gates(self.base_url)
+            forget_profiles(self.base_url)
 
     def start(self) -> DfeHubEmulator:
         """Start serving in a background thread; return once it listens."""
@@ -772,6 +773,7 @@ class DfeHubEmulator:
         # A port an earlier server used may come back: a gate that remembers
         # that server's throttle must not hold this one's calls.
         forget_gates(self.base_url)
+        forget_profiles(self.base_url)
         return self
 
     def stop(self) -> None:
