@@ -76,7 +76,9 @@ class wait_server_hint(wait_base):  # noqa: N801 - named like tenacity's waits
     """Wait as long as the server asked; fall back to another wait otherwise.
 
     A throttle waits nothing here: the call waits at the gate before its next
-    send, for as long as the gate is closed.
+    send, for as long as the gate is closed. A wait that would run past the
+    call's deadline is not slept at all: the call gives up at once with the
+    error that asked for it (see `Call.wait_or_give_up`).
     """
 
     def __init__(self, fallback: wait_base) -> None:
@@ -88,8 +90,10 @@ class wait_server_hint(wait_base):  # noqa: N801 - named like tenacity's waits
         if isinstance(error, DfeHubRateLimitError):
             return 0.0
         if error is not None and error.retry_after is not None:
-            return max(error.retry_after, 0.0)
-        return float(self.fallback(retry_state))
+            seconds = max(error.retry_after, 0.0)
+        else:
+            seconds = float(self.fallback(retry_state))
+        return _call(retry_state).wait_or_give_up(seconds, error)
 
 
 class stop_after_errors(stop_base):  # noqa: N801 - named like tenacity's stops
@@ -188,8 +192,9 @@ class Call:
         throttled: Requests of this call the service throttled.
         sent: Requests sent, of every kind.
         waited: Seconds spent waiting at the gate.
-        give_up: The error that ends the call's throttle loop, once a bound
-            is reached.
+        give_up: The error that ends the call before its next send: its
+            throttles reached a bound, or a retry's wait would pass the
+            deadline.
     """
 
     def __init__(self, policy: RetryPolicy, deadline_at: float | None = None) -> None:
@@ -199,7 +204,7 @@ class Call:
         self.throttled = 0
         self.sent = 0
         self.waited = 0.0
-        self.give_up: DfeHubRateLimitError | None = None
+        self.give_up: DfeHubError | None = None
         self._last_throttle: DfeHubRateLimitError | None = None
         self._loop_since: float | None = None  # gate clock: the throttle loop began
         self._ticket: Ticket | None = None
@@ -270,7 +275,7 @@ class Call:
     def _sleep(self, seconds: float) -> None:
         # A throttle's retry waits nothing here (the gate waits instead).
         if seconds > 0:
-            (self.policy.sleep or time.sleep)(self._within_deadline(seconds))
+            (self.policy.sleep or time.sleep)(seconds)
 
     def async_retrying(self) -> AsyncRetrying:
         """The async controller of this call."""
@@ -281,7 +286,6 @@ class Call:
     async def _async_sleep(self, seconds: float) -> None:
         if seconds <= 0:
             return
-        seconds = self._within_deadline(seconds)
         sleep = self.policy.sleep
         if sleep is None:
             await asyncio.sleep(seconds)
@@ -290,11 +294,21 @@ class Call:
         if inspect.isawaitable(result):
             await result
 
-    def _within_deadline(self, seconds: float) -> float:
-        """A retry's sleep, cut short where it would pass the deadline."""
-        if self.deadline_at is None:
-            return seconds
-        return max(min(seconds, self.deadline_at - time.monotonic()), 0.0)
+    def wait_or_give_up(self, seconds: float, error: DfeHubError | None) -> float:
+        """A retry's wait, or none when it would run past the deadline.
+
+        Then nothing more is sent: the next attempt raises `error` (the last
+        reply, with its `retry_after`) before sending, rather than sleeping
+        into the deadline and sending a request too late to be answered.
+        """
+        if (
+            self.deadline_at is not None
+            and error is not None
+            and time.monotonic() + seconds >= self.deadline_at
+        ):
+            self.give_up = error
+            return 0.0
+        return seconds
 
     # --- the gate ------------------------------------------------------------
 
@@ -358,6 +372,8 @@ class Call:
 
     def _reserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
         """Reserve a passage within the call's bounds; raise if none fits."""
+        if self.give_up is not None:
+            raise self.give_up  # a retry's wait would have passed the deadline
         now = gate.clock()
         limit, bound = self._limit(now)
         reservation = gate.reserve(now, self.policy.model, limit)
@@ -468,6 +484,8 @@ def _log_retry(retry_state: RetryCallState) -> None:
     error = _failure(retry_state)
     if isinstance(error, DfeHubRateLimitError):
         return  # the gate logs each throttle once, not once per waiting call
+    if _call(retry_state).give_up is not None:
+        return  # not retried after all: the wait would pass the deadline
     wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
     reason = type(error).__name__ if error is not None else "unknown failure"
     if error is not None and error.status_code is not None:

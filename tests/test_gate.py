@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import math
 import multiprocessing
@@ -395,3 +396,152 @@ def test_the_state_type_is_public(dfehub_emulator: DfeHubEmulator) -> None:
     model = ChatDfeHub(base_url=dfehub_emulator.base_url)
     assert isinstance(model.throttle_state, langchain_dfehub.GateState)
     assert "GateState" in langchain_dfehub.__all__
+
+
+# --- places given back, probes, storms, lanes (the pure core) --------------------
+
+
+def paced_gate(clock: Clock) -> ServiceGate:
+    """A gate that paces at 9/s, learned from a burst of 10 in a second."""
+    gate = ServiceGate("svc", clock)
+    burst_of(gate, clock.now, admitted=10, wait=1.0)
+    clock.now += 1.0
+    gate.admitted(send(gate, clock.now))
+    assert gate.state().pace == pytest.approx(9.0)
+    return gate
+
+
+def test_a_place_refused_by_the_calls_limit_is_never_taken():
+    clock = Clock()
+    gate = paced_gate(clock)
+    for _ in range(40):
+        reservation = gate.reserve(clock.now, limit=0.01)
+        assert reservation.refused
+        assert not reservation.holds_slot
+    # An idle moment later: the next call's place is one interval away at most.
+    assert gate.reserve(clock.now).at <= clock.now + 1 / 9.0 + 1e-9
+
+
+def test_released_places_are_given_back_in_any_order():
+    clock = Clock()
+    gate = paced_gate(clock)
+    reservations = [gate.reserve(clock.now) for _ in range(36)]
+    assert reservations[-1].at > clock.now + 3.5
+    for reservation in reservations[::2] + reservations[1::2]:
+        gate.release(reservation)
+    assert gate.reserve(clock.now).at <= clock.now + 1 / 9.0 + 1e-9
+
+
+def test_a_released_place_in_the_middle_of_the_queue_is_taken_by_the_next_call():
+    clock = Clock()
+    gate = paced_gate(clock)
+    queue = [gate.reserve(clock.now) for _ in range(5)]
+    gate.release(queue[2])
+    again = gate.reserve(clock.now)
+    assert again.at == pytest.approx(queue[2].at)
+    # Each held place stays one interval from the others.
+    held = sorted(r.at for r in (*queue[:2], again, *queue[3:]))
+    assert all(b - a >= 1 / 9.0 - 1e-9 for a, b in itertools.pairwise(held))
+
+
+def test_a_waitless_throttle_reopens_for_one_probe_and_the_rest_follow_it():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    tickets = [send(gate, clock.now) for _ in range(6)]
+    for ticket in tickets[:3]:
+        gate.admitted(ticket)
+    clock.now += 2.0  # the throttles come late
+    for ticket in tickets[3:]:
+        gate.throttled(ticket, None, clock.now)
+    assert gate.state().probing
+    clock.now = gate.reserve(clock.now).at  # the backoff is over
+    probe = gate.reserve(clock.now)
+    assert probe.probe
+    assert probe.at == clock.now
+    others = [gate.reserve(clock.now) for _ in range(5)]
+    assert not any(r.holds_slot for r in others)  # they wait for the probe
+    ticket = gate.enter(probe, clock.now)
+    assert ticket is not None
+    # Throttled again: a longer backoff, and one more probe after it.
+    first_backoff = gate.state().closed_for
+    clock.now += 2.0
+    gate.throttled(ticket, None, clock.now)
+    assert gate.state().closed_for > 0.5
+    clock.now += gate.state().closed_for
+    probe = gate.reserve(clock.now)
+    assert probe.probe
+    gate.admitted(gate.enter(probe, clock.now))  # type: ignore[arg-type]
+    state = gate.state()
+    assert not state.probing
+    assert state.pace is not None
+    assert gate.reserve(clock.now).holds_slot
+    assert first_backoff < 0.6
+
+
+def test_a_probe_that_leaves_unsent_lets_another_call_probe():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    gate.throttled(send(gate, clock.now), None, clock.now)
+    clock.now += 1.0
+    first = gate.reserve(clock.now)
+    assert first.probe
+    assert not gate.reserve(clock.now).holds_slot
+    gate.release(first)
+    assert gate.reserve(clock.now).probe
+
+
+def test_a_gate_closed_longer_than_a_call_may_wait_lets_one_probe_through():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    gate.throttled(send(gate, clock.now), 3600.0, clock.now)
+    # At first, refused: the server's wait is fresh.
+    assert gate.reserve(clock.now + 1, limit=60).refused
+    clock.now += gate.probe_every
+    probe = gate.reserve(clock.now, limit=60)
+    assert probe.probe
+    assert probe.holds_slot
+    assert gate.reserve(clock.now, limit=60).refused  # one probe at a time
+    gate.admitted(gate.enter(probe, clock.now))  # type: ignore[arg-type]
+    assert gate.state().closed_for == 0.0
+    assert gate.reserve(clock.now, limit=60).holds_slot
+
+
+@pytest.mark.parametrize("wait", [math.inf, math.nan, -5.0, 1e12])
+def test_a_wait_that_cannot_be_real_closes_for_a_backoff_and_a_probe(wait):
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    reopens = gate.throttled(send(gate, clock.now), wait, clock.now)
+    assert 0.25 <= reopens - clock.now <= 0.5
+    assert gate.state().probing
+
+
+def test_throttles_in_a_row_widen_the_floor_of_the_wait():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    held = []
+    for _ in range(6):
+        reopens = gate.throttled(send(gate, clock.now), 0.001, clock.now)
+        held.append(reopens - clock.now)
+        clock.now = reopens
+    assert held == pytest.approx([0.001, 0.25, 0.5, 1.0, 2.0, 4.0])
+    gate.admitted(send(gate, clock.now))
+    assert gate.throttled(send(gate, clock.now), 0.001, clock.now) == pytest.approx(
+        clock.now + 0.001
+    )
+
+
+def test_a_per_model_throttle_closes_only_that_models_lane():
+    clock = Clock()
+    gate = ServiceGate("svc", clock)
+    ticket = gate.enter(gate.reserve(clock.now, "a"), clock.now)
+    assert ticket is not None
+    gate.throttled(ticket, 20.0, clock.now, per_model=True)
+    assert gate.state("a").closed_for == pytest.approx(20.0)
+    assert gate.state("b").closed_for == 0.0
+    assert gate.reserve(clock.now, "b").at == clock.now
+    assert gate.reserve(clock.now, "a").at == pytest.approx(clock.now + 20.0)
+    # A throttle of the service holds every model.
+    other = gate.enter(gate.reserve(clock.now, "b"), clock.now)
+    gate.throttled(other, 5.0, clock.now)  # type: ignore[arg-type]
+    assert gate.state("b").closed_for == pytest.approx(5.0)
+    assert gate.reserve(clock.now, "c").at == pytest.approx(clock.now + 5.0)

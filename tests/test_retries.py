@@ -545,3 +545,23 @@ def test_a_throttle_wait_that_would_pass_the_deadline_is_raised_at_once(
         invoke(model, mode)
     assert "deadline" in str(caught.value)
     assert len(dfehub_emulator.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_retry_after_past_the_deadline_is_not_slept_and_nothing_is_sent_late(
+    dfehub_emulator: DfeHubEmulator, mode: Mode
+) -> None:
+    model = make_model(dfehub_emulator, deadline=3.0)
+    for _name, call in call_both_ways(mode, model):
+        dfehub_emulator.reset()
+        dfehub_emulator.add_faults(
+            ErrorStatus(
+                503, '{"error": {"message": "busy"}}', headers={"Retry-After": "20"}
+            )
+        )
+        with pytest.raises(DfeHubServerError) as caught:
+            call()
+        # Raised at once with the server's word, not after a 20 s sleep
+        # and a request sent past the deadline.
+        assert caught.value.retry_after == 20
+        assert len(dfehub_emulator.requests) == 1

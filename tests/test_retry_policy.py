@@ -6,6 +6,7 @@ advances the clock of the gate the policy waits at.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
@@ -424,3 +425,98 @@ def test_the_retry_log_never_shows_a_key(caplog):
     run(policy(FakeSleep()), Server([echoed, careless]))
     assert len(caplog.records) == 2
     assert KEY not in caplog.text
+
+
+# --- Throttle storms, places given back, the deadline ---
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_requests_one_call_sends_into_throttles_are_capped(mode):
+    from langchain_dfehub._retry import MAX_THROTTLED_REQUESTS
+
+    sleep = AsyncFakeSleep() if mode == "async" else FakeSleep()
+    server = Always(lambda: throttled("Please try again in 1ms."))
+    retry = RetryPolicy(
+        max_retries=3,
+        max_retry_wait=1e6,
+        throttle_budget=1e6,
+        gate=ServiceGate("127.0.0.1:9", clock=sleep.clock),
+        sleep=sleep,
+    )
+
+    def call() -> str:
+        if mode == "sync":
+            return run(retry, server)
+        return asyncio.run(arun(retry, server))
+
+    with pytest.raises(DfeHubRateLimitError) as caught:
+        call()
+    assert server.calls == MAX_THROTTLED_REQUESTS
+    error = caught.value
+    assert error.attempts == MAX_THROTTLED_REQUESTS
+    assert error.__cause__ is server.last
+    assert error.status_code == 429
+    assert error.waited == pytest.approx(sum(sleep.waits))
+
+
+class Interrupting(FakeSleep):
+    """Raises on every sleep, as an interrupt or a cancel would."""
+
+    def __call__(self, seconds: float) -> None:
+        raise KeyboardInterrupt
+
+
+class AsyncCancelling(FakeSleep):
+    async def __call__(self, seconds: float) -> None:  # type: ignore[override]
+        raise asyncio.CancelledError
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_call_interrupted_while_waiting_gives_its_place_back(mode):
+    sleep = AsyncCancelling() if mode == "async" else Interrupting()
+    gate = ServiceGate("127.0.0.1:9", clock=sleep.clock)
+    # Pace the gate: ten admitted, then a throttle "for 1 second".
+    tickets = [gate.enter(gate.reserve(sleep.now), sleep.now) for _ in range(11)]
+    for ticket in tickets[:10]:
+        gate.admitted(ticket)  # type: ignore[arg-type]
+    gate.throttled(tickets[10], 1.0, sleep.now)  # type: ignore[arg-type]
+    sleep.now += 1.0
+    gate.admitted(gate.enter(gate.reserve(sleep.now), sleep.now))  # type: ignore[arg-type]
+    retry = RetryPolicy(max_retries=2, max_retry_wait=60, gate=gate, sleep=sleep)
+
+    def call() -> str:
+        if mode == "sync":
+            return run(retry, Server([]))
+        return asyncio.run(arun(retry, Server([])))
+
+    for _ in range(39):
+        with pytest.raises((KeyboardInterrupt, asyncio.CancelledError)):
+            call()
+    assert gate.reserve(sleep.now).at <= sleep.now + 1 / 9 + 1e-9
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_retry_wait_past_the_deadline_is_not_slept_and_nothing_more_is_sent(mode):
+    import time
+
+    sleep = AsyncFakeSleep() if mode == "async" else FakeSleep()
+    server = Server([status(503, {"Retry-After": "20"})])
+    call = policy(sleep).start(deadline_at=time.monotonic() + 3)
+
+    def drive() -> None:
+        for attempt in call.retrying():
+            with attempt, call.passage():
+                server()
+
+    async def adrive() -> None:
+        async for attempt in call.async_retrying():
+            with attempt:
+                async with call.apassage():
+                    server()
+
+    with pytest.raises(DfeHubServerError) as caught:
+        drive() if mode == "sync" else asyncio.run(adrive())
+    assert sleep.waits == []
+    assert server.calls == 1
+    assert caught.value.retry_after == 20
+    assert caught.value.attempts == 1
