@@ -407,3 +407,23 @@ def test_the_throttle_scope_decides_whether_another_model_is_held(
     # The throttled model itself is held either way.
     with pytest.raises(DfeHubRateLimitError):
         invoke(model("model-a", throttle_budget=1), mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_drfs_per_client_throttle_holds_every_model(
+    drf_service: ServiceAt, mode: str
+) -> None:
+    service = drf_service("3/min")
+    told = ChatDfeHub(base_url=service.base_url, model="model-a", throttle_budget=0)
+    for n in range(3):
+        assert invoke(told, mode, f"a {n}") == f"a {n}"
+    with pytest.raises(DfeHubRateLimitError) as throttled:
+        invoke(told, mode, "a over")
+    assert "Request was throttled" in str(throttled.value)
+
+    other = ChatDfeHub(base_url=service.base_url, model="model-b", max_retry_wait=5)
+    with pytest.raises(DfeHubRateLimitError) as held:
+        invoke(other, mode, "b is held too")
+    assert held.value.attempts == 0
+    assert other.throttle_state.closed_for > 30
+    assert service.stats().requests == 4
