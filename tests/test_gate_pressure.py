@@ -427,3 +427,26 @@ def test_drfs_per_client_throttle_holds_every_model(
     assert held.value.attempts == 0
     assert other.throttle_state.closed_for > 30
     assert service.stats().requests == 4
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_agents_fallback_middleware_sees_the_throttle_at_once(
+    dfehub_emulator: DfeHubEmulator, mode: str
+) -> None:
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import ModelFallbackMiddleware
+
+    primary = ChatDfeHub(base_url=dfehub_emulator.base_url, max_retries=0)
+    with DfeHubEmulator() as spare:
+        backup = ChatDfeHub(base_url=spare.base_url)
+        agent = create_agent(
+            primary, tools=[], middleware=[ModelFallbackMiddleware(backup)]
+        )
+        dfehub_emulator.add_faults(Throttle(wait=30))
+        asked = {"messages": [("user", "through the fallback")]}
+        if mode == "sync":
+            state = agent.invoke(asked)
+        else:
+            state = asyncio.run(agent.ainvoke(asked))
+        assert state["messages"][-1].content == "through the fallback"
+        assert (len(dfehub_emulator.requests), len(spare.requests)) == (1, 1)
