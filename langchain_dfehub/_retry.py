@@ -339,7 +339,7 @@ class Call:
             reservation, delay = self._reserve(gate)
             if delay > 0:
                 try:
-                    await self._gate_sleep(delay)
+                    await self._async_sleep(delay)
                 except BaseException:  # cancelled, timed out: leaving unsent
                     gate.release(reservation)
                     raise
@@ -349,15 +349,6 @@ class Call:
                 break
         with self._reporting(ticket):
             yield
-
-    async def _gate_sleep(self, seconds: float) -> None:
-        sleep = self.policy.sleep
-        if sleep is None:
-            await asyncio.sleep(seconds)
-            return
-        result = sleep(seconds)
-        if inspect.isawaitable(result):
-            await result
 
     def throttled_late(self, error: DfeHubRateLimitError) -> None:
         """A throttle after the answer began: not retried, but the gate learns."""

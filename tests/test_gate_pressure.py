@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from drf_service import DrfService
 from gateway_server import NO_DEPLOYMENTS, GatewayServer
+from model_calls import answer
 
 from langchain_dfehub import ChatDfeHub, DfeHubRateLimitError
 from langchain_dfehub._gate import forget_gates, gate_for
@@ -28,19 +29,11 @@ ServiceAt = Callable[[str], DrfService]
 
 
 def invoke(model: ChatDfeHub, mode: str, prompt: str = "hello there") -> str:
-    if mode == "sync":
-        return str(model.invoke(prompt).content)
-    return str(asyncio.run(model.ainvoke(prompt)).content)
+    return answer(model, "invoke" if mode == "sync" else "ainvoke", prompt)
 
 
 def stream(model: ChatDfeHub, mode: str, prompt: str = "hello there") -> str:
-    if mode == "sync":
-        return "".join(str(chunk.content) for chunk in model.stream(prompt))
-
-    async def consume() -> str:
-        return "".join([str(chunk.content) async for chunk in model.astream(prompt)])
-
-    return asyncio.run(consume())
+    return answer(model, "stream" if mode == "sync" else "astream", prompt)
 
 
 def burst(model: ChatDfeHub, mode: str, prompts: list[str]) -> list[Any]:
