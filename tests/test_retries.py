@@ -248,22 +248,24 @@ def test_throttles_do_not_use_up_max_retries(
 def test_throttles_are_bounded_by_the_throttle_budget(
     dfehub_emulator: DfeHubEmulator, mode: Mode, kind: int
 ) -> None:
-    model = make_model(dfehub_emulator, throttle_budget=0.2)
+    model = make_model(dfehub_emulator, throttle_budget=1.0)
     _name, call = call_both_ways(mode, model)[kind]
     dfehub_emulator.add_faults(*[Throttle(wait=0.04)] * 10)
     with pytest.raises(DfeHubRateLimitError) as caught:
         call()
-    # 0.04 s fits in 0.2 s; the second throttle in a row waits at least
-    # 0.25 s, which would not.
-    assert len(dfehub_emulator.requests) == 2
+    # 0.04 s, then the floors of throttles in a row (0.25 s, 0.5 s): the
+    # budget counts the requests too, so a slow machine gets fewer of them.
+    sent = len(dfehub_emulator.requests)
+    assert 2 <= sent <= 3
     error = caught.value
     assert "throttle_budget" in str(error)
     # The last reply is kept: its status, its words, itself as the cause.
     assert error.status_code == 429
     assert "Expected available in 0.04 seconds" in str(error)
     assert isinstance(error.__cause__, DfeHubRateLimitError)
-    assert (error.attempts, error.retry_after is not None) == (2, True)
-    assert 0.03 < error.waited < 0.2
+    assert error.attempts == sent
+    assert error.retry_after is not None
+    assert 0.03 < error.waited < 1.0
 
 
 @pytest.mark.parametrize("mode", MODES)
