@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import (
@@ -31,7 +30,7 @@ from langchain_core.load.serializable import (
 )
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable
 
 from langchain_dfehub._gate import GateState, gate_for
 from langchain_dfehub._llm_output import combine_llm_outputs
@@ -41,7 +40,6 @@ from langchain_dfehub._model_fields import (
     ChatDfeHubFields,
 )
 from langchain_dfehub._profiles import default_profile
-from langchain_dfehub._refusals import refusal_checked
 from langchain_dfehub._request_builder import (
     SAMPLING_FIELDS,
     build_request,
@@ -52,14 +50,13 @@ from langchain_dfehub._results import chat_result, generation_chunk
 from langchain_dfehub._server_profile import afetch, cached, fetch, remember
 from langchain_dfehub._settings import authorization
 from langchain_dfehub._stream_state import Request
+from langchain_dfehub._structured_output import structured_output
 from langchain_dfehub._tokens import count_message_tokens, pseudo_token_ids
 from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
     default_method,
-    parse_unless_tool_call,
     response_format_to_wire,
-    structured_output_parts,
     tool_choice_to_wire,
     tools_to_wire,
 )
@@ -438,30 +435,8 @@ class ChatDfeHub(ChatDfeHubFields):
         if kwargs:
             msg = f"with_structured_output got unexpected arguments {sorted(kwargs)}."
             raise ValueError(msg)
-        bound_kwargs, parser = structured_output_parts(schema, method, strict)
-        if tools:
-            if method != "json_schema":
-                msg = (
-                    f"with_structured_output(tools=...) needs method='json_schema',"
-                    f" not {method!r}: the other methods use tools themselves."
-                )
-                raise ValueError(msg)
-            bound_kwargs["tools"] = tools_to_wire(tools, strict=strict)
-            parser = parse_unless_tool_call(parser)
-        parser = refusal_checked(parser)
-        structured_format = {
-            "kwargs": {"method": method, "strict": strict},
-            "schema": schema,
-        }
-        model = self.bind(ls_structured_output_format=structured_format, **bound_kwargs)
-        if not include_raw:
-            return model | parser
-        parse = RunnablePassthrough.assign(
-            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
-        )
-        keep_error = RunnablePassthrough.assign(parsed=lambda _: None)
-        return RunnableMap(raw=model) | parse.with_fallbacks(
-            [keep_error], exception_key="parsing_error"
+        return structured_output(
+            self, schema, method, include_raw=include_raw, strict=strict, tools=tools
         )
 
 
