@@ -28,6 +28,7 @@ SDIST_REQUIRED = (
     "LICENSE",
     "CHANGELOG.md",
     "README.md",
+    "docs/index.md",
     "Makefile",
     "pyproject.toml",
     "tests/conftest.py",
