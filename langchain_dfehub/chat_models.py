@@ -87,16 +87,104 @@ class ChatDfeHub(ChatDfeHubFields):
 
     Setup:
         Install `langchain-dfehub`. The public service needs no key; set
-        `DFEHUB_API_KEY` (or `api_key=`) for a server that wants one, and
-        `DFEHUB_BASE_URL` (or `base_url=`) to use another server, such as a
-        local llama.cpp server, vLLM, Ollama's `/v1` or LM Studio.
+        `DFEHUB_BASE_URL` to use another server (a local llama.cpp server,
+        vLLM, Ollama's `/v1`, LM Studio), and `DFEHUB_API_KEY` for one that
+        wants a key.
 
-    Example:
+        ```bash
+        pip install -U langchain-dfehub
+        export DFEHUB_BASE_URL="http://127.0.0.1:8080/v1"
+        ```
+
+    Key init args — completion params:
+        model: Model name sent with each request (`"gpt-3.5-turbo"`).
+        temperature: Sampling temperature; the server's default when unset.
+        max_tokens: Longest answer, in tokens; the server's default when unset.
+
+    Key init args — client params:
+        base_url: API base, from `DFEHUB_BASE_URL` when not given.
+        api_key: Sent as a bearer token, only when set; from `DFEHUB_API_KEY`.
+        timeout: Seconds, one number or a `(connect, read)` pair.
+        max_retries: Retries after errors; throttles are bounded by time
+            instead (`max_retry_wait`, `throttle_budget`).
+        deadline: Most seconds one call may take, retries included.
+
+    The fields below, and the guide's Configuration page, list every argument.
+
+    Instantiate:
         ```python
         from langchain_dfehub import ChatDfeHub
 
-        model = ChatDfeHub(temperature=0.5, max_retries=3)
-        model.invoke("Hello!")
+        model = ChatDfeHub(model="gpt-3.5-turbo", temperature=0, max_retries=2)
+        ```
+
+    Invoke:
+        ```python
+        messages = [("system", "You are terse."), ("human", "I love programming.")]
+        answer = model.invoke(messages)
+        print(answer.content)  # the emulator echoes: I love programming.
+        ```
+
+    Stream:
+        ```python
+        for chunk in model.stream(messages):
+            print(chunk.content, end="|")  # |I |love |programming.||||
+        print()
+        ```
+
+    Async:
+        ```python
+        import asyncio
+
+
+        async def main() -> None:
+            print((await model.ainvoke(messages)).content)
+            async for chunk in model.astream(messages):
+                print(chunk.content, end="|")
+            print()
+            await model.aclose()  # this event loop's pooled connections
+
+
+        asyncio.run(main())
+        ```
+
+    Tool calling:
+        ```python
+        from pydantic import BaseModel, Field
+
+
+        class GetWeather(BaseModel):
+            '''Get the current weather in a city.'''
+
+            city: str = Field(description="The city, e.g. Paris")
+
+
+        with_tools = model.bind_tools([GetWeather])
+        called = with_tools.invoke("What is the weather in 'Paris'?")
+        print(called.tool_calls[0]["args"])  # {'city': 'Paris'}
+        ```
+
+    Structured output:
+        ```python
+        class Joke(BaseModel):
+            '''A joke to tell the user.'''
+
+            setup: str
+            punchline: str
+
+
+        print(model.with_structured_output(Joke).invoke("A joke about cats"))
+        ```
+
+    Token usage:
+        ```python
+        print(answer.usage_metadata)  # {'input_tokens': ..., 'output_tokens': ...}
+        ```
+
+    Response metadata:
+        ```python
+        print(answer.response_metadata["model_name"])  # gpt-3.5-turbo
+        print(answer.response_metadata["finish_reason"])  # stop
         ```
 
     Throttling: when the service answers with its `detail` text ("... Expected

@@ -17,11 +17,13 @@ fields.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -224,3 +226,47 @@ def test_the_configuration_table_shows_each_literal_default() -> None:
             shown[name] = f"`{literal}`"
     assert shown
     assert {name: table[name] for name in shown} == shown
+
+
+def _docstring_examples() -> list[str]:
+    doc = inspect.cleandoc(ChatDfeHub.__doc__ or "")
+    return [
+        textwrap.dedent(code)
+        for code in re.findall(r"^ *```python\n(.*?)^ *```", doc, re.S | re.M)
+    ]
+
+
+def test_the_class_docstring_has_langchains_integration_sections() -> None:
+    doc = ChatDfeHub.__doc__ or ""
+    sections = re.findall(r"^    (\w[^:\n]*):$", doc, re.MULTILINE)
+    assert sections[:11] == [
+        "Setup",
+        "Key init args — completion params",
+        "Key init args — client params",
+        "Instantiate",
+        "Invoke",
+        "Stream",
+        "Async",
+        "Tool calling",
+        "Structured output",
+        "Token usage",
+        "Response metadata",
+    ]
+
+
+def test_the_class_docstrings_examples_run_in_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One namespace: each section goes on from the model the first one built.
+    examples = _docstring_examples()
+    assert len(examples) >= 8
+    namespace = {"__name__": "__docstring__"}
+    with DfeHubEmulator() as emulator:
+        monkeypatch.setenv("DFEHUB_BASE_URL", emulator.base_url)
+        monkeypatch.delenv("DFEHUB_API_KEY", raising=False)
+        for source in examples:
+            exec(compile(source, "ChatDfeHub.__doc__", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "I love programming." in out
+    assert "{'city': 'Paris'}" in out
+    assert "gpt-3.5-turbo\nstop\n" in out
