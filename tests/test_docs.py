@@ -180,7 +180,8 @@ def test_the_readme_links_to_files_only_by_absolute_url() -> None:
 
 def test_the_guide_index_lists_every_page_and_the_readme_links_each() -> None:
     pages = {page.name for page in DOCS.glob("*.md")} - {"index.md"}
-    listed = re.findall(r"^- \[.+?\]\((\w[\w-]*\.md)\)$", _prose(DOCS / "index.md"), re.M)
+    index = _prose(DOCS / "index.md")
+    listed = re.findall(r"^- \[.+?\]\((\w[\w-]*\.md)\)$", index, re.M)
     assert sorted(listed) == sorted(pages)
     readme = {link.removeprefix(f"{REPOSITORY}docs/") for link in _links(README)}
     assert pages <= readme
