@@ -3,7 +3,8 @@
 `make dist` runs this after `python -m build`. The wheel must be the package
 alone with its license, typing marker and pytest plugin entry point. The sdist
 must be complete: every file git tracks (the tests with their conftest and
-snapshots, the integration suite, the benchmarks, the scripts, the Makefile),
+snapshots, the guide in docs/ that they run, the integration suite, the
+benchmarks, the scripts, the Makefile),
 so its tests run as they do in a clone, and nothing git does not track.
 
 Usage: python scripts/check_dist.py DIST_DIR
@@ -28,6 +29,7 @@ SDIST_REQUIRED = (
     "LICENSE",
     "CHANGELOG.md",
     "README.md",
+    "docs/index.md",
     "Makefile",
     "pyproject.toml",
     "tests/conftest.py",

@@ -1,0 +1,51 @@
+"""Replies, as the transports hand them over, to LangChain's result types.
+
+A whole reply becomes a `ChatResult` (one generation per choice, with
+`llm_output` as `ChatOpenAI` fills it); a stream's event becomes a
+`ChatGenerationChunk`. The messages themselves are built by `_messages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from langchain_dfehub._messages import chunk_to_message, response_to_messages
+
+
+def chat_result(response: Mapping[str, Any]) -> ChatResult:
+    """A whole `chat.completion` reply as LangChain's result."""
+    llm_output = {
+        "model_name": response.get("model"),
+        "token_usage": response.get("usage"),
+        "id": response.get("id"),
+        "system_fingerprint": response.get("system_fingerprint"),
+    }
+    return ChatResult(
+        generations=[
+            ChatGeneration(
+                message=message,
+                generation_info={
+                    "finish_reason": message.response_metadata.get("finish_reason")
+                },
+            )
+            for message in response_to_messages(response)
+        ],
+        llm_output=llm_output,
+    )
+
+
+def generation_chunk(data: Mapping[str, Any], *, v1: bool) -> ChatGenerationChunk:
+    """One `chat.completion.chunk` event as LangChain's chunk."""
+    message, finish_reason = chunk_to_message(data)
+    if v1 and message.response_metadata:
+        # Tells our block translator (`_content_blocks`) the chunk's blocks
+        # will be merged by index.
+        message.response_metadata["output_version"] = "v1"
+    if finish_reason is None:
+        return ChatGenerationChunk(message=message)
+    return ChatGenerationChunk(
+        message=message, generation_info={"finish_reason": finish_reason}
+    )
