@@ -253,10 +253,10 @@ def test_throttles_are_bounded_by_the_throttle_budget(
     dfehub_emulator.add_faults(*[Throttle(wait=0.04)] * 10)
     with pytest.raises(DfeHubRateLimitError) as caught:
         call()
-    # 0.04 s, then the floors of throttles in a row (0.25 s, 0.5 s): the
+    # 0.04 s, then the floors of throttles in a row (0.25 s, 0.5 s, 1 s): the
     # budget counts the requests too, so a slow machine gets fewer of them.
     sent = len(dfehub_emulator.requests)
-    assert 2 <= sent <= 3
+    assert 2 <= sent <= 4
     error = caught.value
     assert "throttle_budget" in str(error)
     # The last reply is kept: its status, its words, itself as the cause.
