@@ -1,7 +1,8 @@
 """How close the offline token estimate is to gpt-3.5-turbo's tokenizer.
 
 Counts texts that are installed with the package's own dependencies (the
-sources of langchain-core, httpx and requests, and this README) with
+sources of langchain-core, httpx and requests, and this project's README
+and guide pages) with
 `ChatDfeHub().get_num_tokens` and with `cl100k_base`, and prints the error of
 the whole text and over 400-character windows. `cl100k_base` comes from
 `tiktoken` when it can load the encoding (it downloads it once), else from
@@ -48,14 +49,17 @@ def _sources(package_file: str | None, pattern: str) -> str:
 
 
 def _texts() -> dict[str, str]:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
+    root = Path(__file__).resolve().parent.parent
+    guide = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
     return {
         "langchain_core/messages source": _sources(
             langchain_core.__file__, "messages/*.py"
         ),
         "httpx source": _sources(httpx.__file__, "*.py"),
         "requests source": _sources(requests.__file__, "*.py"),
-        "README.md": readme.read_text(encoding="utf-8"),
+        "README.md and docs/": "".join(
+            path.read_text(encoding="utf-8") for path in guide
+        ),
     }
 
 
