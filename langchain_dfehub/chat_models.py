@@ -836,7 +836,7 @@ class ChatDfeHub(BaseChatModel):
         request = self._request(messages, stop, stream=True, **kwargs)
         v1 = self.output_version == "v1"
         for data in self._transport.stream(request):
-            yield _generation_chunk(data, v1=v1)
+            yield _generation_chunk(data, v1)
 
     async def _astream(
         self,
@@ -848,7 +848,7 @@ class ChatDfeHub(BaseChatModel):
         request = self._request(messages, stop, stream=True, **kwargs)
         v1 = self.output_version == "v1"
         async for data in self._atransport.stream(request):
-            yield _generation_chunk(data, v1=v1)
+            yield _generation_chunk(data, v1)
 
     def _combine_llm_outputs(
         self, llm_outputs: list[dict[str, Any] | None]
@@ -1027,7 +1027,7 @@ def _chat_result(response: Mapping[str, Any]) -> ChatResult:
     )
 
 
-def _generation_chunk(data: Mapping[str, Any], *, v1: bool) -> ChatGenerationChunk:
+def _generation_chunk(data: Mapping[str, Any], v1: bool) -> ChatGenerationChunk:
     message, finish_reason = chunk_to_message(data)
     if v1 and message.response_metadata:
         # Tells our block translator (`_content_blocks`) the chunk's blocks
