@@ -4,7 +4,8 @@ Both HTTP models are configured to do the same work against the same server:
 same model name, a key (so both send `Authorization`), and `stream_usage=True`
 for both (the usage chunk is requested and parsed by each). The floor is a
 `BaseChatModel` with no I/O at all: what any LangChain chat model pays per
-chunk just for going through `BaseChatModel.stream`.
+chunk just for going through `BaseChatModel.stream`, or `astream` through its
+native `_astream` (not LangChain's fallback that runs `_stream` in a thread).
 
 The emulator echoes the last user message one word per chunk, so a prompt of
 N distinct words is an N-chunk answer whose exact text is known in advance,
@@ -13,10 +14,13 @@ and every result can be checked, not just timed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -69,6 +73,9 @@ class FloorChatModel(BaseChatModel):
     any real model must: a second reference that adds the cost of creating
     two pydantic objects per chunk, and of the garbage collections those
     allocations trigger, which the pre-built floor never pays.
+
+    `_astream` is native, the way an async model's is: `astream` then costs
+    what LangChain's async path costs, with no thread in between.
     """
 
     _pending: list[ChatGenerationChunk] = PrivateAttr(default_factory=list)
@@ -110,6 +117,20 @@ class FloorChatModel(BaseChatModel):
         chunks, self._pending = self._pending, []
         pieces, self._pieces = self._pieces, []
         yield from chunks
+        for piece in pieces:
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        chunks, self._pending = self._pending, []
+        pieces, self._pieces = self._pieces, []
+        for chunk in chunks:
+            yield chunk
         for piece in pieces:
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
 

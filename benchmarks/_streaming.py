@@ -9,10 +9,15 @@ streams (instead of before the timer) adds what creating the chunk objects
 costs any real model. The wire reads the same answer with `http.client` and
 parses nothing: the rate at which the emulator can deliver it. A client close
 to it is limited by the server, not by its own work.
+
+The async path is measured the same way with `astream`, on one event loop
+kept for the whole measurement: both HTTP models, and the floor building its
+chunks in a native `_astream`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import time
@@ -36,6 +41,12 @@ from benchmarks._contenders import (
 
 WIRE = "wire"
 BUILDING_FLOOR = "floor, building chunks"
+# The same contenders through `astream`.
+ASYNC = {
+    DFEHUB: f"{DFEHUB} astream",
+    OPENAI: f"{OPENAI} astream",
+    BUILDING_FLOOR: "floor astream, building chunks",
+}
 _TAG = "s"
 
 
@@ -51,6 +62,27 @@ def stream_seconds(
     usage_seen = False
     start = time.perf_counter()
     for chunk in model.stream(prompt):
+        content = chunk.content
+        if content:
+            parts.append(content if isinstance(content, str) else str(content))
+        if chunk.usage_metadata:
+            usage_seen = True
+    seconds = time.perf_counter() - start
+    check_answer(who, "".join(parts), len(parts), prompt, expected_chunks)
+    if who != FLOOR and STREAM_USAGE and not usage_seen:
+        msg = f"{who}: asked for usage (stream_usage=True) but got none."
+        raise WrongOutputError(msg)
+    return seconds
+
+
+async def astream_seconds(
+    who: str, model: BaseChatModel, prompt: str, expected_chunks: int
+) -> float:
+    """`stream_seconds` through `.astream`: the same checks, on the running loop."""
+    parts: list[str] = []
+    usage_seen = False
+    start = time.perf_counter()
+    async for chunk in model.astream(prompt):
         content = chunk.content
         if content:
             parts.append(content if isinstance(content, str) else str(content))
@@ -110,33 +142,50 @@ def measure_streaming(
     prompt = "".join(pieces)
     models = {name: factory(base_url) for name, factory in MODEL_FACTORIES.items()}
     floor = FloorChatModel()
+    loop = asyncio.new_event_loop()
+
+    def run_async(who: str, model: BaseChatModel, text: str, count: int) -> float:
+        return loop.run_until_complete(astream_seconds(who, model, text, count))
 
     # Warm up: pooled connections, lazy imports, first-call caches.
     warm = answer_pieces(200, "warm")
     for name, model in models.items():
         stream_seconds(name, model, "".join(warm), len(warm))
+        run_async(name, model, "".join(warm), len(warm))
     floor.load(warm)
     stream_seconds(FLOOR, floor, "".join(warm), len(warm))
+    floor.load(warm, prebuilt=False)
+    run_async(FLOOR, floor, "".join(warm), len(warm))
 
-    rates: dict[str, list[float]] = {
-        name: [] for name in (DFEHUB, OPENAI, FLOOR, BUILDING_FLOOR, WIRE)
-    }
-    for index in range(rounds):
-        for name in (DFEHUB, OPENAI):
-            seconds = stream_seconds(name, models[name], prompt, chunks)
-            rates[name].append(chunks / seconds)
-        floor.load(pieces)  # built before the timer starts
-        rates[FLOOR].append(chunks / stream_seconds(FLOOR, floor, prompt, chunks))
-        floor.load(pieces, prebuilt=False)
-        seconds = stream_seconds(FLOOR, floor, prompt, chunks)
-        rates[BUILDING_FLOOR].append(chunks / seconds)
-        rates[WIRE].append(chunks / wire_seconds(base_url, prompt, chunks))
-        progress(
-            f"stream round {index + 1}/{rounds}: "
-            + ", ".join(f"{name} {rates[name][-1]:,.0f}/s" for name in rates)
-        )
-    for model in models.values():
-        close = getattr(model, "close", None)
-        if close is not None:
-            close()
+    names = (DFEHUB, OPENAI, FLOOR, BUILDING_FLOOR, WIRE, *ASYNC.values())
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        for index in range(rounds):
+            for name in (DFEHUB, OPENAI):
+                seconds = stream_seconds(name, models[name], prompt, chunks)
+                rates[name].append(chunks / seconds)
+            floor.load(pieces)  # built before the timer starts
+            rates[FLOOR].append(chunks / stream_seconds(FLOOR, floor, prompt, chunks))
+            floor.load(pieces, prebuilt=False)
+            seconds = stream_seconds(FLOOR, floor, prompt, chunks)
+            rates[BUILDING_FLOOR].append(chunks / seconds)
+            rates[WIRE].append(chunks / wire_seconds(base_url, prompt, chunks))
+            for name in (DFEHUB, OPENAI):
+                seconds = run_async(name, models[name], prompt, chunks)
+                rates[ASYNC[name]].append(chunks / seconds)
+            floor.load(pieces, prebuilt=False)
+            seconds = run_async(FLOOR, floor, prompt, chunks)
+            rates[ASYNC[BUILDING_FLOOR]].append(chunks / seconds)
+            progress(
+                f"stream round {index + 1}/{rounds}: "
+                + ", ".join(f"{name} {rates[name][-1]:,.0f}/s" for name in rates)
+            )
+    finally:
+        for model in models.values():
+            close = getattr(model, "close", None)
+            if close is not None:
+                close()
+        # Ends the async clients with the loop, as `asyncio.run` would.
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
     return rates

@@ -1,9 +1,9 @@
 """`make bench`: ChatDfeHub against ChatOpenAI on the same server, in one run.
 
 Starts two emulator processes (one answering at once, one after a second),
-then measures streaming throughput, invoke latency, concurrent async calls
-and import time, and prints one Markdown table of medians and ratios with
-the targets of issue 5, met or not. Every answer is checked against its
+then measures streaming throughput (sync and async), invoke latency,
+concurrent async calls and import time, and prints one Markdown table of
+medians and ratios with the targets, met or not. Every answer is checked against its
 expected text, so a fast but wrong client fails instead of winning. Machines
 here are shared and noisy: compare the ratios, not the absolute numbers.
 
@@ -28,15 +28,16 @@ from benchmarks._emulator import Emulator
 from benchmarks._imports import CLASS, IMPORTS, PACKAGE, measure_imports
 from benchmarks._latency import measure_invoke
 from benchmarks._report import Row, machine_summary, markdown_table, median, spread
-from benchmarks._streaming import BUILDING_FLOOR, WIRE, measure_streaming
+from benchmarks._streaming import ASYNC, BUILDING_FLOOR, WIRE, measure_streaming
 from benchmarks._throttled import burst_table, measure_throttled_bursts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Issue 5's targets.
+# The targets. The streaming floor is LangChain's own per-chunk cost for a
+# model that builds its chunks as it streams, as every real model must.
 STREAM_VS_OPENAI = 3.5
 STREAM_VS_FLOOR = 0.8
-INVOKE_VS_OPENAI = 1 / 1.5
+INVOKE_VS_OPENAI = 1 / 2
 IMPORT_VS_FLOOR = 1.15
 PEAK_RSS_MIB = 400.0
 SLOW_LATENCY = 1.0
@@ -142,7 +143,10 @@ def _rows(
     slow_total = {n: sum(r.slow_calls for r in rs) for n, rs in concurrent.items()}
 
     vs_openai = rate[DFEHUB] / rate[OPENAI]
-    vs_floor = rate[DFEHUB] / rate[FLOOR]
+    vs_floor = rate[DFEHUB] / rate[BUILDING_FLOOR]
+    arate = {name: rate[ASYNC[name]] for name in (DFEHUB, OPENAI)}
+    arate[FLOOR] = rate[ASYNC[BUILDING_FLOOR]]
+    avs_floor = arate[DFEHUB] / arate[FLOOR]
     invoke_ratio = latency[DFEHUB] / latency[OPENAI]
     import_ratio = load[DFEHUB] / load[FLOOR]
     class_import_ratio = use[DFEHUB] / use[FLOOR]
@@ -161,7 +165,7 @@ def _rows(
         ),
         _ratio_row(
             f"stream {chunks} chunks, chunks/s",
-            rate,
+            {**rate, FLOOR: rate[BUILDING_FLOOR]},
             ",.0f",
             vs_floor,
             "vs floor",
@@ -170,12 +174,30 @@ def _rows(
         ),
         _ratio_row(
             f"stream {chunks} chunks, chunks/s",
-            {**rate, FLOOR: rate[BUILDING_FLOOR]},
+            rate,
             ",.0f",
-            rate[DFEHUB] / rate[BUILDING_FLOOR],
-            "vs floor building",
+            rate[DFEHUB] / rate[FLOOR],
+            "vs floor pre-built",
             "-",
             None,
+        ),
+        _ratio_row(
+            f"astream {chunks} chunks, chunks/s",
+            arate,
+            ",.0f",
+            arate[DFEHUB] / arate[OPENAI],
+            "vs ChatOpenAI",
+            "-",
+            None,
+        ),
+        _ratio_row(
+            f"astream {chunks} chunks, chunks/s",
+            arate,
+            ",.0f",
+            avs_floor,
+            "vs async floor",
+            f">= {STREAM_VS_FLOOR}x",
+            avs_floor >= STREAM_VS_FLOOR,
         ),
         _ratio_row(
             f"invoke, median ms of {args.invoke_calls}",
@@ -183,7 +205,7 @@ def _rows(
             ".2f",
             invoke_ratio,
             "vs ChatOpenAI",
-            f"<= {INVOKE_VS_OPENAI:.2f}x (1/1.5)",
+            f"<= {INVOKE_VS_OPENAI:.2f}x (2x as fast)",
             invoke_ratio <= INVOKE_VS_OPENAI,
         ),
         _ratio_row(
@@ -269,13 +291,15 @@ def _details(
         "against its expected text.",
         "Medians; ratios are ratios of medians. Spread: median (min-max, n).",
     ]
-    for name in (DFEHUB, OPENAI, FLOOR):
+    for name in (DFEHUB, OPENAI):
         lines.append(f"- stream {name}: {spread(stream[name], unit='/s')}")
     lines.append(
-        "- floor: a BaseChatModel yielding pre-built chunks (the issue's floor); "
-        "'floor building' builds each chunk inside _stream, as a real model "
-        f"must: {spread(stream[BUILDING_FLOOR], unit='/s')}"
+        "- floor: a BaseChatModel building each chunk inside _stream, as a "
+        f"real model must: {spread(stream[BUILDING_FLOOR], unit='/s')}; "
+        f"yielding chunks built before the timer: {spread(stream[FLOOR], unit='/s')}"
     )
+    for name in ASYNC.values():
+        lines.append(f"- {name}: {spread(stream[name], unit='/s')}")
     for form, statements in IMPORTS.items():
         for name, statement in statements.items():
             lines.append(f"- `{statement}`: {spread(imports[form][name], 1000, ' ms')}")
@@ -287,6 +311,15 @@ def _details(
     lines.append(
         f"- stream ChatDfeHub/ChatOpenAI per round: "
         f"{spread(_paired(stream[DFEHUB], stream[OPENAI]))}"
+    )
+    lines.append(
+        f"- stream ChatDfeHub/floor per round: "
+        f"{spread(_paired(stream[DFEHUB], stream[BUILDING_FLOOR]))}; astream: "
+        f"{spread(_paired(stream[ASYNC[DFEHUB]], stream[ASYNC[BUILDING_FLOOR]]))}"
+    )
+    lines.append(
+        f"- invoke ChatDfeHub/ChatOpenAI, paired calls: "
+        f"{spread(_paired(invoke[DFEHUB], invoke[OPENAI]))}"
     )
     for form in (PACKAGE, CLASS):
         lines.append(

@@ -40,6 +40,8 @@ from langchain_dfehub._reasoning import (
 )
 
 PROVIDER = "dfehub"
+# A delta with only these carries a piece of text and nothing else.
+_PLAIN_DELTA = frozenset({"content", "role"})
 
 _ROLES: dict[type[BaseMessage], str] = {
     SystemMessage: "system",
@@ -415,6 +417,14 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
     delta = choice.get("delta") or choice.get("message") or {}
     content = delta.get("content") or ""
     finish_reason = choice.get("finish_reason")
+    if (
+        finish_reason is None
+        and _PLAIN_DELTA.issuperset(delta)
+        and not usage
+        and not choice.get("logprobs")
+    ):
+        # Nearly every chunk of a stream: a piece of text and nothing else.
+        return AIMessageChunk(content=content), None
     raw_calls = delta.get("tool_calls")
     logprobs = choice.get("logprobs")
     reasoning = reasoning_text(delta)

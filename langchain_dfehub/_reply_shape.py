@@ -25,12 +25,17 @@ _TOKEN_DETAILS = {
 
 def chunk_problem(chunk: Mapping[str, Any]) -> str | None:
     """What is wrong with a `chat.completion.chunk`, if anything."""
+    # Runs once per streamed chunk: a well-shaped one costs no calls.
     choices = chunk.get("choices")
     if choices is not None and type(choices) is not list:
         return _wrong("choices", choices, "a list")
-    problem = _usage_problem(chunk.get("usage"))
-    if problem is not None or not choices:
-        return problem
+    usage = chunk.get("usage")
+    if usage is not None:
+        problem = _usage_problem(usage)
+        if problem is not None:
+            return problem
+    if not choices:
+        return None
     choice = choices[0]
     if type(choice) is not dict:
         return _wrong("choices[0]", choice, "an object")
@@ -57,16 +62,18 @@ def _choice_problem(choice: dict[str, Any], name: str) -> str | None:
     message = choice.get(name)
     if message is None:
         return None
-    where = f"choices[0].{name}"
     if type(message) is not dict:
-        return _wrong(where, message, "an object")
-    for key in ("content", "refusal"):
-        value = message.get(key)
-        if value is not None and type(value) is not str:
-            return _wrong(f"{where}.{key}", value, "a string")
+        return _wrong(f"choices[0].{name}", message, "an object")
+    content = message.get("content")
+    if content is not None and type(content) is not str:
+        return _wrong(f"choices[0].{name}.content", content, "a string")
+    refusal = message.get("refusal")
+    if refusal is not None and type(refusal) is not str:
+        return _wrong(f"choices[0].{name}.refusal", refusal, "a string")
     calls = message.get("tool_calls")
     if calls is None:
         return None
+    where = f"choices[0].{name}"
     if type(calls) is not list:
         return _wrong(f"{where}.tool_calls", calls, "a list")
     for index, call in enumerate(calls):

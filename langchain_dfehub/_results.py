@@ -37,7 +37,7 @@ def chat_result(response: Mapping[str, Any]) -> ChatResult:
     )
 
 
-def generation_chunk(data: Mapping[str, Any], *, v1: bool) -> ChatGenerationChunk:
+def generation_chunk(data: Mapping[str, Any], v1: bool) -> ChatGenerationChunk:
     """One `chat.completion.chunk` event as LangChain's chunk."""
     message, finish_reason = chunk_to_message(data)
     if v1 and message.response_metadata:

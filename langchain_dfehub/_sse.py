@@ -15,9 +15,10 @@ text inside a stream.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from langchain_dfehub import _json
 
 _DONE_PAYLOAD = "[DONE]"
 _BOM = b"\xef\xbb\xbf"
@@ -75,19 +76,22 @@ class Malformed:
 
 Event = Chunk | Done | Detail | ServerError | Malformed
 DONE = Done()
-# `json.loads` minus its per-call checks for bytes and a byte-order mark: the
-# payloads here are always `str` taken from inside a line.
-_parse_json = json.JSONDecoder().decode
 
 
-def classify(payload: str) -> Event:
-    """Turn one event's data text into an event, deciding on parsed JSON."""
+def classify(payload: str, read: _json.Reader = _json.loads) -> Event:
+    """Turn one event's data text into an event, deciding on parsed JSON.
+
+    `read` is the JSON reader the decoder chose for the bytes the payload
+    came in (see `_json.reader_for`).
+    """
     if payload == _DONE_PAYLOAD:
         return DONE
     try:
-        data = _parse_json(payload)
+        data = read(payload)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return Malformed(payload, "it is not valid JSON")
+    if type(data) is dict and "choices" in data:
+        return Chunk(data)  # `classify_object`'s first case, without the call
     return classify_object(data, payload)
 
 
@@ -122,6 +126,7 @@ class SSEDecoder:
         "_partial",
         "_partial_size",
         "_pending_cr",
+        "_read",
     )
 
     def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
@@ -137,6 +142,9 @@ class SSEDecoder:
         # until the first bytes are seen, it may be part of what is buffered.
         self._at_start = True
         self._failed = False
+        # orjson when installed, until the stream shows a number it may not
+        # read as `json` does; `json` from then on (see `_json`).
+        self._read = _json.fast_reader
 
     def feed(self, received: bytes) -> list[Event]:
         """Decode `received`; return the events completed by it, in order.
@@ -169,6 +177,8 @@ class SSEDecoder:
             self._partial_size = 0
         else:
             buffer = received
+        if self._read is not _json.read_with_json and _json.has_long_number(buffer):
+            self._read = _json.read_with_json
         if b"\r" in buffer:
             lines = buffer.splitlines(keepends=True)
             if lines[-1].endswith((b"\n", b"\r")):
@@ -196,7 +206,11 @@ class SSEDecoder:
             if text[:6] == b"data: ":
                 data.append(text[6:].decode("utf-8", errors="replace"))
             elif not text:
-                if data:
+                if len(data) == 1:  # `_dispatch`'s usual case, without the call
+                    payload = data.pop()
+                    if payload:  # an empty `data:` line makes no event
+                        events.append(classify(payload, self._read))
+                elif data:
                     self._dispatch(events)
                     data = self._data
             else:
@@ -235,7 +249,10 @@ class SSEDecoder:
         if self._failed or self._at_start:
             self._partial = []  # nothing, or a lone byte-order mark
         if self._partial:
-            self._line(b"".join(self._partial), events)
+            last = b"".join(self._partial)
+            if _json.has_long_number(last):
+                self._read = _json.read_with_json
+            self._line(last, events)
             self._partial = []
         self._pending_cr = False
         self._dispatch(events)
@@ -255,7 +272,7 @@ class SSEDecoder:
         if line.startswith("{"):
             # A bare JSON line, as the service sent its throttle text.
             self._dispatch(events)
-            events.append(classify(line))
+            events.append(classify(line, self._read))
             return
         field = line.split(":", 1)[0]
         if field in _IGNORED_FIELDS:
@@ -270,12 +287,13 @@ class SSEDecoder:
         if len(data) == 1:
             # An empty `data:` line makes no event, as the SSE format says.
             if data[0]:
-                events.append(classify(data[0]))
+                events.append(classify(data[0], self._read))
             return
-        joined = classify("\n".join(data))
+        read = self._read
+        joined = classify("\n".join(data), read)
         if not isinstance(joined, Malformed):
             events.append(joined)
             return
         # Some servers send one `data:` line per event with no blank line
         # between them; read such lines one by one.
-        events.extend(classify(item) for item in data if item)
+        events.extend(classify(item, read) for item in data if item)

@@ -11,12 +11,12 @@ bytes; every decision about them is made here, once.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_dfehub import _json
 from langchain_dfehub._connection import DEFAULT_CONNECTION, Connection
 from langchain_dfehub._error_kinds import Kind, kind_of
 from langchain_dfehub._errors import (
@@ -450,7 +450,7 @@ def read_json_reply(
     """
     text = body.decode("utf-8-sig", errors="replace")  # a BOM is not an error
     try:
-        data = json.loads(text)
+        data = _json.reader_for(body)(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         data = _NOT_JSON
     if data is _NOT_JSON:

@@ -393,7 +393,7 @@ class ChatDfeHub(ChatDfeHubFields):
         request = self._request(messages, stop, stream=True, **kwargs)
         v1 = self.output_version == "v1"
         for data in self._transport.stream(request):
-            yield generation_chunk(data, v1=v1)
+            yield generation_chunk(data, v1)
 
     async def _astream(
         self,
@@ -405,7 +405,7 @@ class ChatDfeHub(ChatDfeHubFields):
         request = self._request(messages, stop, stream=True, **kwargs)
         v1 = self.output_version == "v1"
         async for data in self._atransport.stream(request):
-            yield generation_chunk(data, v1=v1)
+            yield generation_chunk(data, v1)
 
     def _combine_llm_outputs(
         self, llm_outputs: list[dict[str, Any] | None]

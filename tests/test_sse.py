@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from langchain_dfehub import _sse
+from langchain_dfehub import _json, _sse
 from langchain_dfehub._sse import (
     Chunk,
     Detail,
@@ -312,7 +312,7 @@ def test_twenty_thousand_events_in_8_kib_reads_all_come_out(monkeypatch):
         parsed += 1
         return json.loads(text)
 
-    monkeypatch.setattr(_sse, "_parse_json", counting_loads)
+    monkeypatch.setattr(_json, "fast_reader", counting_loads)
     count = 20_000
     body = large_body(count)
     reads = [body[i : i + 8192] for i in range(0, len(body), 8192)]
