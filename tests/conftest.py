@@ -16,9 +16,11 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from drf_service import DrfService, running_drf_service
+from gate_stores import STORES, MakeGate, gate_maker
 from hostile_server import HostileServer
 
 from langchain_dfehub._gate import forget_gates
@@ -69,6 +71,15 @@ def drf_service() -> Iterator[Callable[[str], DrfService]]:
             return service
 
         yield service_at
+
+
+@pytest.fixture(params=STORES)
+def make_gate(request: pytest.FixtureRequest, tmp_path: Path) -> MakeGate:
+    """Fresh gates on each store in turn, for the gate's scenario suite."""
+    redis_url = None
+    if request.param == "redis":
+        redis_url = request.getfixturevalue("redis_server")
+    return gate_maker(request.param, tmp_path, redis_url)
 
 
 @pytest.fixture
