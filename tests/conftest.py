@@ -22,6 +22,7 @@ import pytest
 from drf_service import DrfService, running_drf_service
 from gate_stores import STORES, MakeGate, gate_maker
 from hostile_server import HostileServer
+from redis_server import running_redis, why_no_redis
 
 from langchain_dfehub._gate import forget_gates
 
@@ -71,6 +72,23 @@ def drf_service() -> Iterator[Callable[[str], DrfService]]:
             return service
 
         yield service_at
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """The URL of a real Redis server for the session (see `redis_server.py`)."""
+    reason = why_no_redis()
+    if reason is not None:
+        pytest.skip(f"Redis tests skipped: {reason}")
+    with running_redis() as url:
+        yield url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say in one line when the Redis tests could not run, and why."""
+    reason = why_no_redis()
+    if reason is not None:
+        terminalreporter.write_line(f"Redis tests skipped: {reason}", yellow=True)
 
 
 @pytest.fixture(params=STORES)

@@ -9,13 +9,16 @@ them, so the same scenarios drive them all.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from langchain_dfehub._gate import ServiceGate
+from langchain_dfehub._gate._redis import RedisStore
+from langchain_dfehub._gate._sqlite import SqliteStore
 
-STORES = ["memory"]
+STORES = ["memory", "sqlite", "redis"]
 _keys = itertools.count(1)
 
 
@@ -40,6 +43,13 @@ def gate_maker(kind: str, folder: Path, redis_url: str | None = None) -> MakeGat
         key = f"scenario-{next(_keys)}"
         if kind == "memory":
             return ServiceGate(name, clock, key=key)
+        if kind == "sqlite":
+            store = SqliteStore(str(folder / "gates.sqlite3"))
+            return ServiceGate(name, clock, store=store, key=key)
+        if kind == "redis":
+            assert redis_url is not None
+            store = RedisStore(redis_url, server_time=False)
+            return ServiceGate(name, clock, store=store, key=f"{key}-{uuid.uuid4()}")
         raise ValueError(kind)
 
     return make

@@ -49,12 +49,15 @@ import os
 import threading
 
 from langchain_dfehub._gate._decisions import PROBE_EVERY
+from langchain_dfehub._gate._fallback import FallbackStore
 from langchain_dfehub._gate._service import (
     GateState,
     Reservation,
     ServiceGate,
     Ticket,
 )
+from langchain_dfehub._gate._store import GateStore
+from langchain_dfehub._gate._urls import SQLITE_PREFIX, without_password
 from langchain_dfehub._urls import service_name
 
 __all__ = [
@@ -69,33 +72,59 @@ __all__ = [
 
 # --- the registry: one gate per service per process ---------------------------
 
-_gates: dict[tuple[str, str], ServiceGate] = {}
+_gates: dict[tuple[str, str, str], ServiceGate] = {}
+_stores: dict[str, FallbackStore] = {}
 _registry_lock = threading.Lock()
 
 
-def gate_for(url: str, secret: str | None) -> ServiceGate:
+def gate_for(url: str, secret: str | None, store: str | None = None) -> ServiceGate:
     """The process's gate for the service at `url` used with key `secret`.
 
     The key is kept only as a digest. Model copies, unpickled models and
-    other instances with the same endpoint and key share the gate. Called on
-    every request, so the service's name is worked out only for a new gate.
+    other instances with the same endpoint and key share the gate. `store`
+    is the `gate` setting's URL (with its password): None keeps the gate in
+    this process; a shared store holds it under a digest of endpoint and
+    key. Called on every request, so a gate is worked out only once.
     """
     digest = hashlib.sha256(secret.encode()).hexdigest() if secret else ""
-    key = (url, digest)
+    key = (url, digest, store or "")
     gate = _gates.get(key)
     if gate is None:
         with _registry_lock:
             gate = _gates.get(key)
             if gate is None:
-                gate = _gates[key] = ServiceGate(service_name(url))
+                name = hashlib.sha256(f"{url}\n{digest}".encode()).hexdigest()[:32]
+                shared = None if store is None else _store_locked(store)
+                gate = ServiceGate(service_name(url), store=shared, key=name)
+                _gates[key] = gate
     return gate
+
+
+def _store_locked(url: str) -> FallbackStore:
+    """One store per URL per process (so one connection pool), lock held."""
+    store = _stores.get(url)
+    if store is None:
+        store = _stores[url] = FallbackStore(open_store(url), without_password(url))
+    return store
+
+
+def open_store(url: str) -> GateStore:
+    """The store a `gate` URL names; Redis's client is imported only here."""
+    if url.startswith(SQLITE_PREFIX):
+        from langchain_dfehub._gate._sqlite import SqliteStore
+
+        return SqliteStore(url[len(SQLITE_PREFIX) :])
+    from langchain_dfehub._gate._redis import RedisStore
+
+    return RedisStore(url)
 
 
 def forget_gates(base_url: str | None = None) -> None:
     """Drop the gates of the services under `base_url` (None: every gate).
 
     For a server that was restarted or reset behind a URL (a test server on
-    a port that an earlier one used): the next call starts unthrottled.
+    a port that an earlier one used): the next call starts unthrottled. A
+    shared gate is forgotten by this process only; its store keeps it.
     """
     with _registry_lock:
         if base_url is None:
@@ -107,9 +136,10 @@ def forget_gates(base_url: str | None = None) -> None:
 
 
 def _fresh_registry_in_child() -> None:
-    """A forked child never shares its parent's gates, nor a lock held there."""
+    """A forked child shares no gate, store connection or held lock with its parent."""
     global _registry_lock
     _gates.clear()
+    _stores.clear()
     _registry_lock = threading.Lock()
 
 

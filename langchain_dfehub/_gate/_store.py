@@ -24,7 +24,10 @@ class StoreUnavailable(Exception):  # noqa: N818 - a condition, caught, never ra
 class GateStore(Protocol):
     """A home for gates: memory, a SQLite file, or a Redis server."""
 
-    kind: str  # "memory", "sqlite" or "redis", as `GateState.store` shows it
+    @property
+    def kind(self) -> str:
+        """The store's name as `GateState.store` shows it: "memory", "sqlite", "redis"."""
+        ...  # pragma: no cover
 
     def run(
         self, key: str, model: str | None, op: str, now: float, args: dict[str, Any]
