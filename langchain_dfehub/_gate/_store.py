@@ -26,7 +26,7 @@ class GateStore(Protocol):
 
     @property
     def kind(self) -> str:
-        """The store's name as `GateState.store` shows it: "memory", "sqlite", "redis"."""
+        """Its name in `GateState.store`: "memory", "sqlite" or "redis"."""
         ...  # pragma: no cover
 
     def run(
