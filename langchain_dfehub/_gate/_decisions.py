@@ -49,6 +49,15 @@ PROBE_LEASE = 180.0
 PROBE_POLL = 0.1
 # How many admitted sends the rate estimate looks back on.
 HISTORY = 4096
+# Sends from many processes spread in time: a send planned for its slot may
+# leave late (its process was not scheduled), and the next on time, so more
+# than the service's count can leave within one of its periods though the
+# pace is below it. So once a lane has learned "N sends per period P", no
+# send enters while N entered within the last P (and this much more of P,
+# for the trip to the server); the pace's margin is kept for the rest.
+WINDOW_SLACK = 0.05
+# A learned count above this is not checked at entry (the record would grow).
+WINDOW_MAX = 256
 # A time long past: JSON (and so Lua's cjson) has no infinities.
 NEVER = -1e18
 # Two stored times this close are the same moment (a slot read back from a
@@ -87,6 +96,9 @@ class Lane:
     probe_id: int = 0  # the reservation or ticket holding the probe
     probe_since: float = NEVER
     last_long_probe: float = NEVER
+    window: int = 0  # learned: at most this many sends ...
+    period: float = 0.0  # ... within this many seconds (0: not learned)
+    entered: list[float] = field(default_factory=list)  # the last `window` sends
     history: list[float] = field(default_factory=list)  # admitted, oldest first
 
     def to_record(self) -> dict[str, Any]:
@@ -111,7 +123,7 @@ class Lane:
                 continue
             value = record[spec.name]
             current = getattr(lane, spec.name)
-            if spec.name == "held":
+            if spec.name in ("held", "entered"):
                 if not isinstance(value, list) or not all(_is_number(v) for v in value):
                     return cls(history=lane.history)
                 value = sorted(float(v) for v in value)
@@ -253,7 +265,9 @@ def enter(
         and (
             lane.probe_id == rid
             if probe
-            else now >= lane.closed_until and not lane.probing
+            else now >= lane.closed_until
+            and not lane.probing
+            and now >= _window_opens(lane)
         )
         for lane, (epoch, _, probe) in zip(lanes, holds, strict=False)
     )
@@ -265,6 +279,9 @@ def enter(
         lane.last_sent = max(lane.last_sent, now)
         if lane.episode_start < 0:
             lane.episode_start = now
+        if lane.window > 0:
+            lane.entered.append(now)
+            del lane.entered[: -lane.window]
     counts.sent += 1
     return True
 
@@ -409,12 +426,19 @@ def _next_slot(lane: Lane, now: float) -> float:
     """The first paced moment from `now` that no held slot is too near."""
     assert lane.interval is not None
     interval = lane.interval
-    slot = max(now, lane.last_sent + interval)
+    slot = max(now, lane.last_sent + interval, _window_opens(lane))
     for held in lane.held:
         if slot + interval <= held:
             break
         slot = max(slot, held + interval)
     return slot
+
+
+def _window_opens(lane: Lane) -> float:
+    """When the learned window has room for one more send (NEVER: it has now)."""
+    if lane.window <= 0 or len(lane.entered) < lane.window:
+        return NEVER
+    return lane.entered[-lane.window] + lane.period * (1.0 + WINDOW_SLACK)
 
 
 def _ready(lane: Lane, index: int, notes: list[Note]) -> None:
@@ -491,7 +515,9 @@ def _close(
     return True
 
 
-def _estimate_rate(lane: Lane, reopens_at: float) -> tuple[float | None, int]:
+def _estimate_rate(
+    lane: Lane, reopens_at: float
+) -> tuple[float | None, int, int, float]:
     """The rate the admitted sends of this episode show the service allows.
 
     A sliding-window throttle (DRF's) admits N sends per period P and, once
@@ -506,21 +532,22 @@ def _estimate_rate(lane: Lane, reopens_at: float) -> tuple[float | None, int]:
     above one of DRF's periods is read as that period.
     """
     best: float | None = None
-    count = 0
+    count = best_count = 0
+    best_span = 0.0
     for sent_at in reversed(lane.history):
         if sent_at < lane.episode_start:
             break
         count += 1
         span = _drf_period(reopens_at - sent_at)
         if span > 0 and (best is None or count / span > best):
-            best = count / span
-    return best, count
+            best, best_count, best_span = count / span, count, span
+    return best, count, best_count, best_span
 
 
 def _learn(lane: Lane, index: int, reopens_at: float, notes: list[Note]) -> None:
     """Set the pace at reopening, from what the last episode showed."""
     lane.learning = False
-    rate, count = _estimate_rate(lane, reopens_at)
+    rate, count, window, period = _estimate_rate(lane, reopens_at)
     old_pace = lane.pace_before
     pace: float | None
     if rate is None:
@@ -536,6 +563,13 @@ def _learn(lane: Lane, index: int, reopens_at: float, notes: list[Note]) -> None
     lane.relaxed_too_far = False
     lane.interval = None if pace is None else 1.0 / pace
     lane.episode_start = reopens_at
+    # The window is free at reopening; what the service allows in it is
+    # what the episode showed (checked at entry: see `WINDOW_SLACK`).
+    lane.entered.clear()
+    if rate is not None and pace is not None and window <= WINDOW_MAX:
+        lane.window, lane.period = window, period
+    elif pace is None:
+        lane.window, lane.period = 0, 0.0
     if pace is not None and pace != old_pace:
         notes.append(
             (
@@ -560,6 +594,8 @@ def _relax(lane: Lane, index: int, now: float, notes: list[Note]) -> None:
     if lane.relaxations >= RELAXED_AFTER:
         lane.interval = None
         lane.held.clear()
+        lane.window, lane.period = 0, 0.0
+        lane.entered.clear()
         notes.append(
             (
                 INFO,

@@ -15,6 +15,8 @@ local BACKOFF_FIRST = 0.25
 local BACKOFF_MAX = 8.0
 local PROBE_LEASE = 180.0
 local PROBE_POLL = 0.1
+local WINDOW_SLACK = 0.05
+local WINDOW_MAX = 256
 local NEVER = -1e18
 local SAME_MOMENT = 1e-6
 local ABSURD_WAIT = 86400.0 * 1.5
@@ -68,10 +70,11 @@ local LANE_FIELDS = {
   learning = {false, 'b'}, pace_before = {nil, 'p'},
   relaxed_too_far = {false, 'b'}, probing = {false, 'b'}, probe_id = {0, 'i'},
   probe_since = {NEVER, 'n'}, last_long_probe = {NEVER, 'n'},
+  window = {0, 'i'}, period = {0.0, 'n'},
 }
 
 local function fresh_lane()
-  local lane = {held = {}, history = {}}
+  local lane = {held = {}, entered = {}, history = {}}
   for name, spec in pairs(LANE_FIELDS) do lane[name] = spec[1] end
   return lane
 end
@@ -103,14 +106,16 @@ local function lane_from(text)
       return fresh_lane()
     end
   end
-  local held = record.held
-  if held ~= nil then
-    if type(held) ~= 'table' then return fresh_lane() end
-    for _, value in ipairs(held) do
-      if not is_number(value) then return fresh_lane() end
-      table.insert(lane.held, value)
+  for _, name in ipairs({'held', 'entered'}) do
+    local values = record[name]
+    if values ~= nil then
+      if type(values) ~= 'table' then return fresh_lane() end
+      for _, value in ipairs(values) do
+        if not is_number(value) then return fresh_lane() end
+        table.insert(lane[name], value)
+      end
+      table.sort(lane[name])
     end
-    table.sort(lane.held)
   end
   return lane
 end
@@ -123,6 +128,7 @@ local function lane_record(lane)
     record[name] = value
   end
   record.held = lane.held
+  record.entered = lane.entered
   return record
 end
 
@@ -158,9 +164,15 @@ local function probe_free(lane, now)
   return lane.probe_id == 0 or now - lane.probe_since > PROBE_LEASE
 end
 
+local function window_opens(lane)
+  if lane.window <= 0 or #lane.entered < lane.window then return NEVER end
+  return lane.entered[#lane.entered - lane.window + 1]
+    + lane.period * (1.0 + WINDOW_SLACK)
+end
+
 local function next_slot(lane, now)
   local interval = lane.interval
-  local slot = math.max(now, lane.last_sent + interval)
+  local slot = math.max(now, lane.last_sent + interval, window_opens(lane))
   for _, held in ipairs(lane.held) do
     if slot + interval <= held then break end
     slot = math.max(slot, held + interval)
@@ -213,22 +225,22 @@ local function floor_of(in_row)
 end
 
 local function estimate_rate(lane, reopens_at)
-  local best, count = nil, 0
+  local best, count, best_count, best_span = nil, 0, 0, 0.0
   for position = #lane.history, 1, -1 do
     local sent_at = lane.history[position]
     if sent_at < lane.episode_start then break end
     count = count + 1
     local span = drf_period(reopens_at - sent_at)
     if span > 0 and (best == nil or count / span > best) then
-      best = count / span
+      best, best_count, best_span = count / span, count, span
     end
   end
-  return best, count
+  return best, count, best_count, best_span
 end
 
 local function learn(lane, index, reopens_at, notes)
   lane.learning = false
-  local rate, count = estimate_rate(lane, reopens_at)
+  local rate, count, window, period = estimate_rate(lane, reopens_at)
   local old_pace = lane.pace_before
   local pace
   if rate == nil then
@@ -242,6 +254,12 @@ local function learn(lane, index, reopens_at, notes)
   lane.relaxed_too_far = false
   if pace == nil then lane.interval = nil else lane.interval = 1.0 / pace end
   lane.episode_start = reopens_at
+  lane.entered = {}
+  if rate ~= nil and pace ~= nil and window <= WINDOW_MAX then
+    lane.window, lane.period = window, period
+  elseif pace == nil then
+    lane.window, lane.period = 0, 0.0
+  end
   if pace ~= nil and pace ~= old_pace then
     table.insert(notes, {INFO, index,
       '%s reopened; pacing requests at %.3g/s (learned from %d admitted'
@@ -265,6 +283,8 @@ local function relax(lane, index, now, notes)
   if lane.relaxations >= RELAXED_AFTER then
     lane.interval = nil
     lane.held = {}
+    lane.window, lane.period = 0, 0.0
+    lane.entered = {}
     table.insert(notes, {INFO, index,
       '%s has not throttled for %g s; no longer pacing requests.',
       {lane.relaxations * lane.relax_every}})
@@ -390,6 +410,7 @@ local function enter(lanes, counts, rid, holds, now)
       ok = lane.probe_id == rid
     else
       ok = now >= lane.closed_until and not lane.probing
+        and now >= window_opens(lane)
     end
     if hold[1] ~= lane.epoch or not ok then valid = false end
   end
@@ -403,6 +424,10 @@ local function enter(lanes, counts, rid, holds, now)
     give_back(lane, hold)
     lane.last_sent = math.max(lane.last_sent, now)
     if lane.episode_start < 0 then lane.episode_start = now end
+    if lane.window > 0 then
+      table.insert(lane.entered, now)
+      while #lane.entered > lane.window do table.remove(lane.entered, 1) end
+    end
   end
   counts.sent = counts.sent + 1
   return true
