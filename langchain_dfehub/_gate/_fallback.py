@@ -57,25 +57,67 @@ class FallbackStore:
         via: str | None = None,
     ) -> dict[str, Any]:
         """Run on the store that made `via`'s reservation, or the current one."""
-        if via is None:
-            via = SHARED if self.up() else LOCAL
+        via = self._via(via)
         if via == SHARED:
             try:
                 result = self.shared.run(key, model, op, now, args)
             except StoreUnavailable as error:
-                self._failed(error)
-                if op == "enter":
-                    # Made by the shared store: queue again, locally.
-                    return {"entered": False, "now": now, "notes": [], "via": via}
-                if op in ("release", "admitted", "settled"):
-                    return {"now": now, "notes": [], "via": via}
-                # A reservation, a reading, a throttle: the local gate takes it.
+                stand_in = self._stand_in(error, op, now)
+                if stand_in is not None:
+                    return stand_in
             else:
-                if self._down_until > 0:
-                    with self._lock:
-                        self._down_until = -1.0e18
-                result["via"] = SHARED
-                return result
+                return self._shared(result)
+        return self._local(key, model, op, now, args)
+
+    async def arun(
+        self,
+        key: str,
+        model: str | None,
+        op: str,
+        now: float,
+        args: dict[str, Any],
+        via: str | None = None,
+    ) -> dict[str, Any]:
+        """The async twin of `run`."""
+        via = self._via(via)
+        if via == SHARED:
+            try:
+                result = await self.shared.arun(key, model, op, now, args)
+            except StoreUnavailable as error:
+                stand_in = self._stand_in(error, op, now)
+                if stand_in is not None:
+                    return stand_in
+            else:
+                return self._shared(result)
+        return self._local(key, model, op, now, args)
+
+    def _via(self, via: str | None) -> str:
+        if via is not None:
+            return via
+        return SHARED if self.up() else LOCAL
+
+    def _stand_in(
+        self, error: StoreUnavailable, op: str, now: float
+    ) -> dict[str, Any] | None:
+        """What a failed shared decision becomes; None: the local gate decides."""
+        self._failed(error)
+        if op == "enter":
+            # Made by the shared store: queue again, locally.
+            return {"entered": False, "now": now, "notes": [], "via": SHARED}
+        if op in ("release", "admitted", "settled"):
+            return {"now": now, "notes": [], "via": SHARED}
+        return None  # a reservation, a reading, a throttle: the local gate takes it
+
+    def _shared(self, result: dict[str, Any]) -> dict[str, Any]:
+        if self._down_until > 0:
+            with self._lock:
+                self._down_until = -1.0e18
+        result["via"] = SHARED
+        return result
+
+    def _local(
+        self, key: str, model: str | None, op: str, now: float, args: dict[str, Any]
+    ) -> dict[str, Any]:
         result = self.local.run(key, model, op, now, args)
         result["via"] = LOCAL
         return result

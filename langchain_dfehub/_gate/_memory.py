@@ -48,3 +48,9 @@ class MemoryStore:
                 records = self._gates[key] = _Records()
             lanes = records.lanes(model, create=op != "state")
             return apply(op, lanes, records.counts, now, args)
+
+    async def arun(
+        self, key: str, model: str | None, op: str, now: float, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The same: nothing here waits on I/O."""
+        return self.run(key, model, op, now, args)

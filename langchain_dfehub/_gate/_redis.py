@@ -15,10 +15,12 @@ child opens its own connections. Works with Valkey too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import threading
+import weakref
 from importlib import resources
 from typing import Any
 
@@ -81,6 +83,19 @@ class RedisStore:
         self._client: Any = None
         self._script: Any = None
         self._pid = 0
+        # One async client per event loop, as the transports keep theirs:
+        # a client's connections belong to the loop that opened them.
+        self._async_scripts: weakref.WeakKeyDictionary[Any, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": SOCKET_TIMEOUT,
+            "retry_on_timeout": False,
+            "health_check_interval": 0,
+        }
 
     def _connect(self) -> Any:
         if self._script is not None and self._pid == os.getpid():
@@ -93,12 +108,7 @@ class RedisStore:
             if self._script is None or self._pid != os.getpid():
                 # A forked child never uses its parent's sockets.
                 self._client = redis.Redis.from_url(
-                    self._url,
-                    socket_timeout=SOCKET_TIMEOUT,
-                    socket_connect_timeout=SOCKET_TIMEOUT,
-                    retry=Retry(NoBackoff(), 0),
-                    retry_on_timeout=False,
-                    health_check_interval=0,
+                    self._url, retry=Retry(NoBackoff(), 0), **self._options()
                 )
                 self._script = self._client.register_script(self._source)
                 self._pid = os.getpid()
@@ -110,18 +120,52 @@ class RedisStore:
         """Run one decision as one script call."""
         import redis
 
-        argv = [
+        argv = self._argv(op, now, args)
+        try:
+            reply = self._connect()(keys=keys_of(key, model), args=argv)
+        except (redis.RedisError, OSError) as error:
+            raise StoreUnavailable(type(error).__name__) from None
+        return _result(reply)
+
+    def _aconnect(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._pid != os.getpid():
+            self._async_scripts = weakref.WeakKeyDictionary()
+            self._connect()
+        script = self._async_scripts.get(loop)
+        if script is None:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            client = Redis.from_url(
+                self._url, retry=Retry(NoBackoff(), 0), **self._options()
+            )
+            script = self._async_scripts[loop] = client.register_script(self._source)
+        return script
+
+    async def arun(
+        self, key: str, model: str | None, op: str, now: float, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run one decision as one script call, on this loop's client."""
+        import redis
+
+        argv = self._argv(op, now, args)
+        try:
+            script = self._aconnect()
+            reply = await script(keys=keys_of(key, model), args=argv)
+        except (redis.RedisError, OSError) as error:
+            raise StoreUnavailable(type(error).__name__) from None
+        return _result(reply)
+
+    def _argv(self, op: str, now: float, args: dict[str, Any]) -> list[Any]:
+        return [
             op,
             json.dumps(args),
             "" if self.server_time else repr(now),
             IDLE_EXPIRY,
             HISTORY,
         ]
-        try:
-            reply = self._connect()(keys=keys_of(key, model), args=argv)
-        except redis.RedisError as error:
-            raise StoreUnavailable(type(error).__name__) from None
-        return _result(reply)
 
     def close(self) -> None:
         """Close this process's connections (they reopen when used again)."""

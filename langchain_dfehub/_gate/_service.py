@@ -144,10 +144,30 @@ class ServiceGate:
             )
         else:
             result = self.store.run(self.key, model, op, now, args)
+        self._log(result, model)
+        return result
+
+    async def _arun(
+        self,
+        op: str,
+        model: str | None,
+        now: float,
+        args: dict[str, Any],
+        via: str | None = None,
+    ) -> dict[str, Any]:
+        if via is not None:
+            result = await self.store.arun(  # type: ignore[call-arg]
+                self.key, model, op, now, args, via=via
+            )
+        else:
+            result = await self.store.arun(self.key, model, op, now, args)
+        self._log(result, model)
+        return result
+
+    def _log(self, result: dict[str, Any], model: str | None) -> None:
         for level, lane, text, values in result["notes"]:
             label = self.name if lane == 0 else f"{self.name} (model {model})"
             logger.log(level, text, label, *values)
-        return result
 
     # --- passing -----------------------------------------------------------
 
@@ -160,19 +180,18 @@ class ServiceGate:
         is not taken (the reservation comes back `refused`), so a call that
         cannot wait costs the others nothing.
         """
-        args = {"limit": min(limit, _FOREVER), "probe_every": self.probe_every}
-        result = self._run("reserve", model, now, args)
-        holds = tuple((int(e), s, bool(p)) for e, s, p in result["holds"])
-        return Reservation(
-            at=now + max(result["at"] - result["now"], 0.0),
-            epoch=holds[0][0] if holds else 0,
-            holds_slot=bool(result["holds_slot"]),
-            refused=bool(result["refused"]),
-            holds=holds,
-            id=int(result["id"]),
-            model=model,
-            via=result.get("via"),
-        )
+        result = self._run("reserve", model, now, self._reserve_args(limit))
+        return _reservation(result, now, model)
+
+    async def areserve(
+        self, now: float, model: str | None = None, limit: float = math.inf
+    ) -> Reservation:
+        """The async twin of `reserve` (a shared store is asked without blocking)."""
+        result = await self._arun("reserve", model, now, self._reserve_args(limit))
+        return _reservation(result, now, model)
+
+    def _reserve_args(self, limit: float) -> dict[str, Any]:
+        return {"limit": min(limit, _FOREVER), "probe_every": self.probe_every}
 
     def enter(self, reservation: Reservation, now: float) -> Ticket | None:
         """Send now if the reservation still holds; None means reserve again.
@@ -183,34 +202,45 @@ class ServiceGate:
         """
         if not reservation.holds_slot:
             return None
-        args = {"id": reservation.id, "holds": [list(h) for h in reservation.holds]}
-        result = self._run("enter", reservation.model, now, args, reservation.via)
-        if not result["entered"]:
-            return None
-        return Ticket(
-            sent_at=now,
-            holds=reservation.holds,
-            id=reservation.id,
-            model=reservation.model,
-            via=result.get("via"),
-            store_sent_at=result["now"],
+        result = self._run(
+            "enter", reservation.model, now, _holds_args(reservation), reservation.via
         )
+        return _ticket(result, reservation, now)
+
+    async def aenter(self, reservation: Reservation, now: float) -> Ticket | None:
+        """The async twin of `enter`."""
+        if not reservation.holds_slot:
+            return None
+        result = await self._arun(
+            "enter", reservation.model, now, _holds_args(reservation), reservation.via
+        )
+        return _ticket(result, reservation, now)
 
     def release(self, reservation: Reservation) -> None:
-        """Give back what a reservation holds: its call leaves unsent."""
+        """Give back what a reservation holds: its call leaves unsent.
+
+        Sync on both paths: it runs while a call is being cancelled.
+        """
         if reservation.holds:
-            args = {"id": reservation.id, "holds": [list(h) for h in reservation.holds]}
-            self._run("release", reservation.model, self.clock(), args, reservation.via)
+            self._run(
+                "release",
+                reservation.model,
+                self.clock(),
+                _holds_args(reservation),
+                reservation.via,
+            )
 
     # --- outcomes ----------------------------------------------------------
 
     def admitted(self, ticket: Ticket) -> None:
         """The service answered this send without throttling it."""
-        sent_at = (
-            ticket.sent_at if ticket.store_sent_at is None else ticket.store_sent_at
-        )
-        args = {"id": ticket.id, "sent_at": sent_at}
+        args = {"id": ticket.id, "sent_at": _store_sent_at(ticket)}
         self._run("admitted", ticket.model, self.clock(), args, ticket.via)
+
+    async def aadmitted(self, ticket: Ticket) -> None:
+        """The async twin of `admitted`."""
+        args = {"id": ticket.id, "sent_at": _store_sent_at(ticket)}
+        await self._arun("admitted", ticket.model, self.clock(), args, ticket.via)
 
     def throttled(
         self,
@@ -224,23 +254,28 @@ class ServiceGate:
 
         `per_model` closes the model's lane only (see `_decisions.throttled`).
         """
-        sent_at = (
-            ticket.sent_at if ticket.store_sent_at is None else ticket.store_sent_at
-        )
-        args = {
-            "id": ticket.id,
-            "sent_at": sent_at,
-            "wait": usable_wait(wait),
-            "per_model": per_model and ticket.model is not None,
-            "jitter": random.random(),  # noqa: S311 - not for secrets
-        }
+        args = _throttle_args(ticket, wait, per_model)
         result = self._run("throttled", ticket.model, now, args, ticket.via)
-        if "closed_until" not in result:
-            return now
-        return now + float(result["closed_until"] - result["now"])
+        return _reopening(result, now)
+
+    async def athrottled(
+        self,
+        ticket: Ticket,
+        wait: float | None,
+        now: float,
+        *,
+        per_model: bool = False,
+    ) -> float:
+        """The async twin of `throttled`."""
+        args = _throttle_args(ticket, wait, per_model)
+        result = await self._arun("throttled", ticket.model, now, args, ticket.via)
+        return _reopening(result, now)
 
     def settled(self, ticket: Ticket) -> None:
-        """The send ended without a verdict (a network failure, a cancel)."""
+        """The send ended without a verdict (a network failure, a cancel).
+
+        Sync on both paths: it runs while a call is being cancelled.
+        """
         self._run("settled", ticket.model, self.clock(), {"id": ticket.id}, ticket.via)
 
     # --- reading -----------------------------------------------------------
@@ -259,6 +294,58 @@ class ServiceGate:
             probing=bool(result["probing"]),
             store="memory" if via == "local" else self.store.kind,
         )
+
+
+def _reservation(result: dict[str, Any], now: float, model: str | None) -> Reservation:
+    holds = tuple((int(e), s, bool(p)) for e, s, p in result["holds"])
+    return Reservation(
+        at=now + max(result["at"] - result["now"], 0.0),
+        epoch=holds[0][0] if holds else 0,
+        holds_slot=bool(result["holds_slot"]),
+        refused=bool(result["refused"]),
+        holds=holds,
+        id=int(result["id"]),
+        model=model,
+        via=result.get("via"),
+    )
+
+
+def _holds_args(reservation: Reservation) -> dict[str, Any]:
+    return {"id": reservation.id, "holds": [list(h) for h in reservation.holds]}
+
+
+def _ticket(
+    result: dict[str, Any], reservation: Reservation, now: float
+) -> Ticket | None:
+    if not result["entered"]:
+        return None
+    return Ticket(
+        sent_at=now,
+        holds=reservation.holds,
+        id=reservation.id,
+        model=reservation.model,
+        via=result.get("via"),
+        store_sent_at=result["now"],
+    )
+
+
+def _throttle_args(
+    ticket: Ticket, wait: float | None, per_model: bool
+) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "sent_at": _store_sent_at(ticket),
+        "wait": usable_wait(wait),
+        "per_model": per_model and ticket.model is not None,
+        "jitter": random.random(),  # noqa: S311 - not for secrets
+    }
+
+
+def _reopening(result: dict[str, Any], now: float) -> float:
+    """The store's reopening, on this process's clock."""
+    if "closed_until" not in result:
+        return now  # the store failed to take it: nothing is closed here
+    return now + float(result["closed_until"] - result["now"])
 
 
 def _store_sent_at(ticket: Ticket) -> float:

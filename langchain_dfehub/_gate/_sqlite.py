@@ -13,6 +13,7 @@ that do not parse are reset, not trusted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -131,6 +132,12 @@ class SqliteStore:
                 self._forget_connection()
                 raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
             return result
+
+    async def arun(
+        self, key: str, model: str | None, op: str, now: float, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The same in a worker thread: a locked file must not stall the loop."""
+        return await asyncio.to_thread(self.run, key, model, op, now, args)
 
     def _decide(
         self,

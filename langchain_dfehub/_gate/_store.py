@@ -39,3 +39,9 @@ class GateStore(Protocol):
         decision used. Raises `StoreUnavailable` when the store fails.
         """
         ...  # pragma: no cover
+
+    async def arun(
+        self, key: str, model: str | None, op: str, now: float, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The same, without blocking the event loop."""
+        ...  # pragma: no cover
