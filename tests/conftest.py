@@ -43,6 +43,7 @@ def _no_dfehub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "DFEHUB_BASE_URL",
         "DFEHUB_API_KEY",
         "DFEHUB_MODEL",
+        "DFEHUB_GATE_URL",
         *CONNECTION_VARIABLES,
         *(variable.lower() for variable in CONNECTION_VARIABLES),
     ):

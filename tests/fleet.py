@@ -9,10 +9,11 @@ several bursts (cold, then warm), and `Fleet` stops them all at the end.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -47,6 +48,7 @@ def _serve(
     base_url: str,
     contender: str,
     gate: str | None,
+    mode: str,
 ) -> None:
     """The worker's loop: a burst per command, until told to stop."""
     model = _model(base_url, contender, gate)
@@ -57,11 +59,11 @@ def _serve(
         prompts: list[str] = command
         state = getattr(model, "throttle_state", None)
         barrier.wait(BURST_TIMEOUT)
-        config: Any = {"max_concurrency": len(prompts)}
-        results = model.batch(prompts, config=config, return_exceptions=True)
+        results = _run(model, mode, prompts)
         errors = [r for r in results if isinstance(r, BaseException)]
         completed = sum(
-            getattr(r, "content", None) == p for r, p in zip(results, prompts)
+            getattr(r, "content", None) == p
+            for r, p in zip(results, prompts, strict=True)
         )
         connection.send(
             WorkerReport(
@@ -74,6 +76,19 @@ def _serve(
         )
 
 
+def _run(model: Any, mode: str, prompts: list[str]) -> list[Any]:
+    """A `batch` as wide as the prompts, or as many `ainvoke`s on one loop."""
+    if mode == "sync":
+        config: Any = {"max_concurrency": len(prompts)}
+        return list(model.batch(prompts, config=config, return_exceptions=True))
+
+    async def all_of_them() -> list[Any]:
+        calls = (model.ainvoke(prompt) for prompt in prompts)
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    return asyncio.run(all_of_them())
+
+
 class Fleet:
     """`workers` spawned processes, each with its own model of `contender`."""
 
@@ -83,6 +98,7 @@ class Fleet:
         base_url: str,
         gate: str | None = None,
         contender: str = "ChatDfeHub",
+        mode: str = "sync",
     ) -> None:
         context = multiprocessing.get_context("spawn")
         self.barrier = context.Barrier(workers + 1)
@@ -92,7 +108,7 @@ class Fleet:
             ours, theirs = context.Pipe()
             process = context.Process(
                 target=_serve,
-                args=(theirs, self.barrier, base_url, contender, gate),
+                args=(theirs, self.barrier, base_url, contender, gate, mode),
                 daemon=True,
             )
             process.start()
@@ -117,10 +133,8 @@ class Fleet:
     def stop(self) -> None:
         """Stop every worker: asked first, then terminated."""
         for connection in self.connections:
-            try:
+            with suppress(OSError):
                 connection.send(None)
-            except OSError:
-                pass
         for process in self.processes:
             process.join(10)
             if process.is_alive():
@@ -130,10 +144,14 @@ class Fleet:
 
 @contextmanager
 def running_fleet(
-    workers: int, base_url: str, gate: str | None = None, contender: str = "ChatDfeHub"
+    workers: int,
+    base_url: str,
+    gate: str | None = None,
+    contender: str = "ChatDfeHub",
+    mode: str = "sync",
 ) -> Iterator[Fleet]:
     """A fleet for the `with` block, stopped at its end whatever happens."""
-    fleet = Fleet(workers, base_url, gate, contender)
+    fleet = Fleet(workers, base_url, gate, contender, mode)
     try:
         yield fleet
     finally:

@@ -11,7 +11,7 @@ the URL without it.
 from __future__ import annotations
 
 import importlib.util
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 SQLITE_PREFIX = "sqlite:///"
@@ -39,7 +39,12 @@ def check_gate_url(url: str) -> None:
 
 
 def without_password(url: str) -> str:
-    """The URL with its password (in the userinfo or the query) taken out."""
+    """The URL with its password (in the userinfo or the query) taken out.
+
+    A URL with none comes back as it is.
+    """
+    if url.startswith(SQLITE_PREFIX):
+        return url
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
@@ -50,4 +55,12 @@ def without_password(url: str) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, v) for k, v in pairs if k.lower() != "password"])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    # Built by hand: `urlunsplit` drops the `//` of an empty host (unix://).
+    bare = f"{parts.scheme}://{netloc}{parts.path}"
+    if query:
+        bare += f"?{query}"
+    if parts.fragment:
+        bare += f"#{parts.fragment}"
+    return bare
