@@ -316,18 +316,24 @@ class Call:
     def passage(self) -> Iterator[None]:
         """Wait at the gate, send (the body of the `with`), report the outcome."""
         gate = self.policy.gate
-        while True:
-            reservation, delay = self._reserve(gate)
-            if delay > 0:
-                try:
-                    (self.policy.sleep or time.sleep)(delay)
-                except BaseException:
-                    gate.release(reservation)  # leaving unsent: give the slot back
-                    raise
-                self.waited += delay
-            ticket = gate.enter(reservation, gate.clock())
-            if ticket is not None:
-                break
+        ticket = None
+        try:
+            while True:
+                reservation, delay = self._reserve(gate)
+                if delay > 0:
+                    try:
+                        (self.policy.sleep or time.sleep)(delay)
+                    except BaseException:
+                        gate.release(reservation)  # leaving unsent: give it back
+                        raise
+                    self.waited += delay
+                ticket = gate.enter(reservation, gate.clock())
+                if ticket is not None:
+                    break
+        except BaseException:
+            if ticket is not None:  # interrupted between entering and sending
+                gate.settled(ticket, unsent=True)
+            raise
         with self._reporting(ticket):
             yield
 
@@ -335,18 +341,24 @@ class Call:
     async def apassage(self) -> AsyncIterator[None]:
         """The async twin of `passage`; a shared store is asked without blocking."""
         gate = self.policy.gate
-        while True:
-            reservation, delay = await self._areserve(gate)
-            if delay > 0:
-                try:
-                    await self._gate_sleep(delay)
-                except BaseException:  # cancelled, timed out: leaving unsent
-                    gate.release(reservation)
-                    raise
-                self.waited += delay
-            ticket = await gate.aenter(reservation, gate.clock())
-            if ticket is not None:
-                break
+        ticket = None
+        try:
+            while True:
+                reservation, delay = await self._areserve(gate)
+                if delay > 0:
+                    try:
+                        await self._gate_sleep(delay)
+                    except BaseException:  # cancelled, timed out: leaving unsent
+                        gate.release(reservation)
+                        raise
+                    self.waited += delay
+                ticket = await gate.aenter(reservation, gate.clock())
+                if ticket is not None:
+                    break
+        except BaseException:
+            if ticket is not None:  # cancelled between entering and sending
+                gate.settled(ticket, unsent=True)
+            raise
         async with self._areporting(ticket):
             yield
 

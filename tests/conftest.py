@@ -22,9 +22,9 @@ import pytest
 from drf_service import DrfService, running_drf_service
 from gate_stores import STORES, MakeGate, gate_maker
 from hostile_server import HostileServer
-from redis_server import running_redis, why_no_redis
+from redis_server import forget_redis_gates, running_redis, why_no_redis
 
-from langchain_dfehub._gate import forget_gates
+from langchain_dfehub._gate import _stores, forget_gates
 
 CONNECTION_VARIABLES = (
     "HTTP_PROXY",
@@ -90,6 +90,26 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     reason = why_no_redis()
     if reason is not None:
         terminalreporter.write_line(f"Redis tests skipped: {reason}", yellow=True)
+
+
+@pytest.fixture(params=STORES)
+def every_gate_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Run a test with models' gates on each store in turn (`DFEHUB_GATE_URL`).
+
+    Each test gets a gate nobody learned: a fresh SQLite file, Redis keys
+    deleted; the process's gates and store connections are dropped after.
+    """
+    if request.param == "sqlite":
+        monkeypatch.setenv("DFEHUB_GATE_URL", f"sqlite:///{tmp_path / 'gates.db'}")
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_server")
+        forget_redis_gates(url)
+        monkeypatch.setenv("DFEHUB_GATE_URL", url)
+    yield request.param
+    forget_gates()
+    _stores.clear()
 
 
 @pytest.fixture(params=STORES)

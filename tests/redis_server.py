@@ -116,3 +116,14 @@ def running_redis() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def forget_redis_gates(url: str) -> None:
+    """Delete every gate's keys on the server at `url` (tests start unlearned)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    names = list(client.scan_iter("dfehub:gate:*"))
+    if names:
+        client.delete(*names)
+    client.close()

@@ -542,3 +542,33 @@ def test_a_per_model_throttle_closes_only_that_models_lane(make_gate):
     gate.throttled(other, 5.0, clock.now)  # type: ignore[arg-type]
     assert gate.state("b").closed_for == pytest.approx(5.0)
     assert gate.reserve(clock.now, "c").at == pytest.approx(clock.now + 5.0)
+
+
+# --- sends from many processes: the learned window, checked at entry ---------------
+
+
+def test_sends_that_left_late_and_bunched_up_are_held_to_the_learned_count(make_gate):
+    clock = Clock()
+    gate = paced_gate(make_gate, clock)  # learned: 10 sends per second
+    queue = [gate.reserve(clock.now) for _ in range(10)]
+    # Their processes woke late: all ten enter at the last one's slot.
+    late = queue[-1].at
+    tickets = [gate.enter(reservation, late) for reservation in queue]
+    assert all(ticket is not None for ticket in tickets)
+    # The pace alone would send the next one interval later; the window
+    # holds it until the first of the ten has left the period.
+    following = gate.reserve(late)
+    assert following.at == pytest.approx(late + 1.0 * 1.05)
+    assert gate.enter(gate.reserve(late), late + 0.5) is None
+
+
+def test_a_call_that_entered_but_never_sent_takes_no_room_in_the_window(make_gate):
+    clock = Clock()
+    gate = paced_gate(make_gate, clock)
+    queue = [gate.reserve(clock.now) for _ in range(10)]
+    late = queue[-1].at
+    tickets = [gate.enter(reservation, late) for reservation in queue]
+    held_back = gate.reserve(late)
+    gate.release(held_back)
+    gate.settled(tickets[0], unsent=True)  # type: ignore[arg-type]
+    assert gate.reserve(late).at < held_back.at

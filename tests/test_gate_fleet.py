@@ -21,7 +21,12 @@ from typing import Any
 import pytest
 from drf_service import DrfService
 from fleet import running_fleet
-from redis_server import RedisProcess, server_binary, why_no_redis
+from redis_server import (
+    RedisProcess,
+    forget_redis_gates,
+    server_binary,
+    why_no_redis,
+)
 
 from langchain_dfehub import ChatDfeHub
 from langchain_dfehub._gate import _stores, forget_gates
@@ -62,16 +67,6 @@ def shared_gate(request: pytest.FixtureRequest, sqlite_gate: str) -> str:
     url: str = request.getfixturevalue("redis_server")
     forget_redis_gates(url)  # each test starts from a gate nobody learned
     return url
-
-
-def forget_redis_gates(url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    names = list(client.scan_iter("dfehub:gate:*"))
-    if names:
-        client.delete(*names)
-    client.close()
 
 
 @pytest.fixture(autouse=True)

@@ -355,10 +355,19 @@ def throttled(
     return lane.closed_until
 
 
-def settled(lanes: list[Lane], rid: int) -> None:
-    """A send ended with no verdict on the throttle (a network failure, a cancel)."""
+def settled(lanes: list[Lane], rid: int, unsent_at: float | None = None) -> None:
+    """A send ended with no verdict on the throttle (a network failure, a cancel).
+
+    `unsent_at`: the call entered then, but left before sending (interrupted
+    between the two): it takes no room in the learned window.
+    """
     for lane in lanes:
         _settled(lane, rid)
+        if unsent_at is not None:
+            for position, entered in enumerate(lane.entered):
+                if abs(entered - unsent_at) <= SAME_MOMENT:
+                    del lane.entered[position]
+                    break
 
 
 def apply(
@@ -395,7 +404,7 @@ def apply(
         )
         result = {"closed_until": closed_until}
     elif op == "settled":
-        settled(lanes, args["id"])
+        settled(lanes, args["id"], args.get("unsent_at"))
         result = {}
     elif op == "state":
         paces = [pace for lane in lanes if (pace := lane.pace()) is not None]

@@ -271,12 +271,16 @@ class ServiceGate:
         result = await self._arun("throttled", ticket.model, now, args, ticket.via)
         return _reopening(result, now)
 
-    def settled(self, ticket: Ticket) -> None:
+    def settled(self, ticket: Ticket, *, unsent: bool = False) -> None:
         """The send ended without a verdict (a network failure, a cancel).
 
-        Sync on both paths: it runs while a call is being cancelled.
+        `unsent`: the call left between entering and sending. Sync on both
+        paths: it runs while a call is being cancelled.
         """
-        self._run("settled", ticket.model, self.clock(), {"id": ticket.id}, ticket.via)
+        args: dict[str, Any] = {"id": ticket.id}
+        if unsent:
+            args["unsent_at"] = _store_sent_at(ticket)
+        self._run("settled", ticket.model, self.clock(), args, ticket.via)
 
     # --- reading -----------------------------------------------------------
 

@@ -491,7 +491,18 @@ local function apply(op, lanes, counts, now, args)
     result = {closed_until = throttled(lanes, counts, arg('id'), arg('sent_at'),
       arg('wait'), now, arg('per_model'), arg('jitter'), notes)}
   elseif op == 'settled' then
-    for _, lane in ipairs(lanes) do settle(lane, arg('id')) end
+    local unsent_at = arg('unsent_at')
+    for _, lane in ipairs(lanes) do
+      settle(lane, arg('id'))
+      if unsent_at ~= nil then
+        for position, entered in ipairs(lane.entered) do
+          if math.abs(entered - unsent_at) <= SAME_MOMENT then
+            table.remove(lane.entered, position)
+            break
+          end
+        end
+      end
+    end
     result = {}
   elseif op == 'state' then
     local closed_for, pace, probing = 0.0, nil, false
