@@ -320,6 +320,9 @@ class Call:
         try:
             while True:
                 reservation, delay = self._reserve(gate)
+                if reservation.ticket is not None:
+                    ticket = reservation.ticket  # it may send now: entered
+                    break
                 if delay > 0:
                     try:
                         (self.policy.sleep or time.sleep)(delay)
@@ -345,6 +348,9 @@ class Call:
         try:
             while True:
                 reservation, delay = await self._areserve(gate)
+                if reservation.ticket is not None:
+                    ticket = reservation.ticket  # it may send now: entered
+                    break
                 if delay > 0:
                     try:
                         await self._gate_sleep(delay)
@@ -396,13 +402,13 @@ class Call:
     def _reserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
         """Reserve a passage within the call's bounds; raise if none fits."""
         now, limit, bound = self._before_reserving(gate)
-        reservation = gate.reserve(now, self.policy.model, limit)
+        reservation = gate.reserve(now, self.policy.model, limit, enter=True)
         return reservation, self._after_reserving(reservation, now, bound)
 
     async def _areserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
         """The async twin of `_reserve`."""
         now, limit, bound = self._before_reserving(gate)
-        reservation = await gate.areserve(now, self.policy.model, limit)
+        reservation = await gate.areserve(now, self.policy.model, limit, enter=True)
         return reservation, self._after_reserving(reservation, now, bound)
 
     def _before_reserving(self, gate: ServiceGate) -> tuple[float, float, str]:

@@ -572,3 +572,15 @@ def test_a_call_that_entered_but_never_sent_takes_no_room_in_the_window(make_gat
     gate.release(held_back)
     gate.settled(tickets[0], unsent=True)  # type: ignore[arg-type]
     assert gate.reserve(late).at < held_back.at
+
+
+def test_a_call_that_need_not_wait_enters_in_the_same_trip(make_gate):
+    clock = Clock()
+    gate = make_gate(clock)
+    free = gate.reserve(clock.now, enter=True)
+    assert free.ticket is not None
+    assert gate.state().sent == 1
+    gate.throttled(free.ticket, 1.0, clock.now)
+    held = gate.reserve(clock.now, enter=True)
+    assert held.ticket is None
+    assert gate.state().sent == 1

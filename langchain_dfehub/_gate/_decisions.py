@@ -382,6 +382,10 @@ def apply(
     result: dict[str, Any]
     if op == "reserve":
         result = reserve(lanes, counts, now, args["limit"], args["probe_every"], notes)
+        # A call that need not wait enters at once: one trip to the store.
+        result["entered"] = False
+        if args.get("enter") and result["holds_slot"] and result["at"] <= now:
+            result["entered"] = enter(lanes, counts, result["id"], result["holds"], now)
     elif op == "enter":
         result = {"entered": enter(lanes, counts, args["id"], args["holds"], now)}
     elif op == "release":

@@ -8,6 +8,7 @@ whatever the store.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -77,6 +78,7 @@ class Reservation:
     id: int = 0
     model: str | None = None
     via: str | None = None  # which store made it, when one stands in
+    ticket: Ticket | None = None  # already entered (`reserve(enter=True)`)
 
     @property
     def probe(self) -> bool:
@@ -172,26 +174,41 @@ class ServiceGate:
     # --- passing -----------------------------------------------------------
 
     def reserve(
-        self, now: float, model: str | None = None, limit: float = math.inf
+        self,
+        now: float,
+        model: str | None = None,
+        limit: float = math.inf,
+        *,
+        enter: bool = False,
     ) -> Reservation:
         """Say when a call may send: now, at its paced slot, or at reopening.
 
         `limit` is the longest the call may wait: a paced slot further away
         is not taken (the reservation comes back `refused`), so a call that
-        cannot wait costs the others nothing.
+        cannot wait costs the others nothing. `enter`: a call that may send
+        now enters at once (its `ticket`), in the same trip to the store.
         """
-        result = self._run("reserve", model, now, self._reserve_args(limit))
-        return _reservation(result, now, model)
+        args = self._reserve_args(limit, enter)
+        return _reservation(self._run("reserve", model, now, args), now, model)
 
     async def areserve(
-        self, now: float, model: str | None = None, limit: float = math.inf
+        self,
+        now: float,
+        model: str | None = None,
+        limit: float = math.inf,
+        *,
+        enter: bool = False,
     ) -> Reservation:
         """The async twin of `reserve` (a shared store is asked without blocking)."""
-        result = await self._arun("reserve", model, now, self._reserve_args(limit))
-        return _reservation(result, now, model)
+        args = self._reserve_args(limit, enter)
+        return _reservation(await self._arun("reserve", model, now, args), now, model)
 
-    def _reserve_args(self, limit: float) -> dict[str, Any]:
-        return {"limit": min(limit, _FOREVER), "probe_every": self.probe_every}
+    def _reserve_args(self, limit: float, enter: bool) -> dict[str, Any]:
+        return {
+            "limit": min(limit, _FOREVER),
+            "probe_every": self.probe_every,
+            "enter": enter,
+        }
 
     def enter(self, reservation: Reservation, now: float) -> Ticket | None:
         """Send now if the reservation still holds; None means reserve again.
@@ -302,7 +319,7 @@ class ServiceGate:
 
 def _reservation(result: dict[str, Any], now: float, model: str | None) -> Reservation:
     holds = tuple((int(e), s, bool(p)) for e, s, p in result["holds"])
-    return Reservation(
+    reservation = Reservation(
         at=now + max(result["at"] - result["now"], 0.0),
         epoch=holds[0][0] if holds else 0,
         holds_slot=bool(result["holds_slot"]),
@@ -311,6 +328,19 @@ def _reservation(result: dict[str, Any], now: float, model: str | None) -> Reser
         id=int(result["id"]),
         model=model,
         via=result.get("via"),
+    )
+    if not result.get("entered"):
+        return reservation
+    return dataclasses.replace(
+        reservation,
+        ticket=Ticket(
+            sent_at=now,
+            holds=holds,
+            id=reservation.id,
+            model=model,
+            via=reservation.via,
+            store_sent_at=result["now"],
+        ),
     )
 
 

@@ -479,6 +479,10 @@ local function apply(op, lanes, counts, now, args)
   end
   if op == 'reserve' then
     result = reserve(lanes, counts, now, arg('limit'), arg('probe_every'), notes)
+    result.entered = false
+    if arg('enter') and result.holds_slot and result.at <= now then
+      result.entered = enter(lanes, counts, result.id, result.holds, now)
+    end
   elseif op == 'enter' then
     result = {entered = enter(lanes, counts, arg('id'), arg('holds'), now)}
   elseif op == 'release' then

@@ -30,26 +30,24 @@ if op == 'state' and #lane_keys > 1 and redis.call('EXISTS', lane_keys[2][1]) ==
   lane_keys = {lane_keys[1]}  -- a model never seen: the service lane alone
 end
 
+-- A value under our key that is not a string (another program's) is reset.
 local function text_at(key)
-  local value = redis.call('GET', key)
+  local ok, value = pcall(redis.call, 'GET', key)
+  if not ok then
+    redis.call('DEL', key)
+    return nil
+  end
   if value == false then return nil end
   return value
 end
 
 local lanes, before = {}, {}
 for index, keys in ipairs(lane_keys) do
-  local ok_type, kind = pcall(redis.call, 'TYPE', keys[1])
-  local lane
-  if ok_type and (kind.ok == 'string' or kind.ok == 'none') then
-    lane = lane_from(text_at(keys[1]))
-  else
-    redis.call('DEL', keys[1])  -- not ours: reset
-    lane = fresh_lane()
-  end
+  local lane = lane_from(text_at(keys[1]))
   if lane.learning then
     -- The admitted sends are read only when a pace is to be learned.
-    if redis.call('TYPE', keys[2]).ok == 'list' then
-      local stored = redis.call('LRANGE', keys[2], 0, history_kept - 1)
+    local ok, stored = pcall(redis.call, 'LRANGE', keys[2], 0, history_kept - 1)
+    if ok then
       for position = #stored, 1, -1 do
         local value = tonumber(stored[position])
         if value ~= nil then table.insert(lane.history, value) end
@@ -59,9 +57,7 @@ for index, keys in ipairs(lane_keys) do
   lanes[index] = lane
   before[index] = #lane.history
 end
-local counts_text = nil
-if redis.call('TYPE', KEYS[1]).ok == 'string' then counts_text = text_at(KEYS[1]) end
-local counts = counts_from(counts_text)
+local counts = counts_from(text_at(KEYS[1]))
 
 local result = apply(op, lanes, counts, now, args)
 if result.err then return result end
@@ -71,13 +67,16 @@ if op ~= 'state' then
     local lane = lanes[index]
     redis.call('SET', keys[1], encode(lane_record(lane)), 'EX', expiry)
     if #lane.history > before[index] then
-      if redis.call('TYPE', keys[2]).ok ~= 'list' then redis.call('DEL', keys[2]) end
       for position = before[index] + 1, #lane.history do
-        redis.call('LPUSH', keys[2], string.format('%.17g', lane.history[position]))
+        local text = string.format('%.17g', lane.history[position])
+        if not pcall(redis.call, 'LPUSH', keys[2], text) then
+          redis.call('DEL', keys[2])  -- not a list of ours: reset
+          redis.call('LPUSH', keys[2], text)
+        end
       end
       redis.call('LTRIM', keys[2], 0, history_kept - 1)
+      redis.call('EXPIRE', keys[2], expiry)
     end
-    if redis.call('EXISTS', keys[2]) == 1 then redis.call('EXPIRE', keys[2], expiry) end
   end
   redis.call('SET', KEYS[1], encode(counts), 'EX', expiry)
 end
