@@ -309,3 +309,29 @@ def test_redis_killed_mid_burst_every_call_still_completes(
     finally:
         killer.cancel()
         own.stop()
+
+
+def _invoke_in_child(base_url: str, gate: str, queue: Any) -> None:
+    model = ChatDfeHub(base_url=base_url, gate=gate)
+    queue.put((str(model.invoke("from the child").content), model.throttle_state.store))
+
+
+def test_a_forked_child_opens_its_own_connections_to_the_store(
+    dfehub_emulator: DfeHubEmulator, shared_gate: str
+) -> None:
+    import multiprocessing
+
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, gate=shared_gate)
+    assert invoke(model, "sync") == "hello fleet"  # the parent's connection is open
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(
+        target=_invoke_in_child, args=(dfehub_emulator.base_url, shared_gate, queue)
+    )
+    child.start()
+    child.join(30)
+    kind = "sqlite" if shared_gate.startswith("sqlite") else "redis"
+    assert queue.get(timeout=5) == ("from the child", kind)
+    # The parent's connection still works, and the child's call is counted.
+    assert invoke(model, "sync") == "hello fleet"
+    assert model.throttle_state.sent == 3
