@@ -584,3 +584,24 @@ def test_a_call_that_need_not_wait_enters_in_the_same_trip(make_gate):
     held = gate.reserve(clock.now, enter=True)
     assert held.ticket is None
     assert gate.state().sent == 1
+
+
+def test_a_shared_gate_slows_less_after_a_throttle_while_paced(make_gate):
+    clock = Clock()
+    gate = make_gate(clock)
+    gate.decrease = 0.95  # what gate_for sets for a SQLite or Redis gate
+    burst_of(gate, clock.now, admitted=10, wait=1.0)
+    now = clock.now + 1.0
+    gate.reserve(now)
+    first_pace = gate.state().pace
+    ticket = gate.enter(gate.reserve(now), now)
+    assert ticket is not None
+    gate.throttled(ticket, 0.5, now + 0.01)
+    gate.reserve(now + 1.0)
+    assert gate.state().pace == pytest.approx(first_pace * 0.95)
+
+
+def test_gates_on_a_shared_store_slow_less_than_a_process_gate(tmp_path):
+    url = "http://decrease-test.invalid/v1/chat/completions"
+    assert gate_for(url, None).decrease == 0.8
+    assert gate_for(url, None, f"sqlite:///{tmp_path / 'g.db'}").decrease == 0.95

@@ -48,7 +48,7 @@ import hashlib
 import os
 import threading
 
-from langchain_dfehub._gate._decisions import PROBE_EVERY
+from langchain_dfehub._gate._decisions import PROBE_EVERY, SHARED_DECREASE
 from langchain_dfehub._gate._fallback import FallbackStore
 from langchain_dfehub._gate._service import (
     GateState,
@@ -96,6 +96,8 @@ def gate_for(url: str, secret: str | None, store: str | None = None) -> ServiceG
                 name = hashlib.sha256(f"{url}\n{digest}".encode()).hexdigest()[:32]
                 shared = None if store is None else _store_locked(store)
                 gate = ServiceGate(service_name(url), store=shared, key=name)
+                if shared is not None:
+                    gate.decrease = SHARED_DECREASE
                 _gates[key] = gate
     return gate
 

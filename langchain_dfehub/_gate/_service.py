@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_dfehub._gate._decisions import PROBE_EVERY
+from langchain_dfehub._gate._decisions import DECREASE, PROBE_EVERY
 from langchain_dfehub._gate._memory import MemoryStore
 from langchain_dfehub._gate._store import GateStore
 from langchain_dfehub._throttle import usable_wait
@@ -131,6 +131,8 @@ class ServiceGate:
         # Seconds between probes of a gate closed longer than a call may
         # wait, counted from the closing (tests shorten it).
         self.probe_every = PROBE_EVERY
+        # How much a throttle while paced slows the pace (less when shared).
+        self.decrease = DECREASE
 
     def _run(
         self,
@@ -271,7 +273,7 @@ class ServiceGate:
 
         `per_model` closes the model's lane only (see `_decisions.throttled`).
         """
-        args = _throttle_args(ticket, wait, per_model)
+        args = _throttle_args(ticket, wait, per_model, self.decrease)
         result = self._run("throttled", ticket.model, now, args, ticket.via)
         return _reopening(result, now)
 
@@ -284,7 +286,7 @@ class ServiceGate:
         per_model: bool = False,
     ) -> float:
         """The async twin of `throttled`."""
-        args = _throttle_args(ticket, wait, per_model)
+        args = _throttle_args(ticket, wait, per_model, self.decrease)
         result = await self._arun("throttled", ticket.model, now, args, ticket.via)
         return _reopening(result, now)
 
@@ -364,7 +366,7 @@ def _ticket(
 
 
 def _throttle_args(
-    ticket: Ticket, wait: float | None, per_model: bool
+    ticket: Ticket, wait: float | None, per_model: bool, decrease: float
 ) -> dict[str, Any]:
     return {
         "id": ticket.id,
@@ -372,6 +374,7 @@ def _throttle_args(
         "wait": usable_wait(wait),
         "per_model": per_model and ticket.model is not None,
         "jitter": random.random(),  # noqa: S311 - not for secrets
+        "decrease": decrease,
     }
 
 

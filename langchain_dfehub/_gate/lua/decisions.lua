@@ -70,7 +70,7 @@ local LANE_FIELDS = {
   learning = {false, 'b'}, pace_before = {nil, 'p'},
   relaxed_too_far = {false, 'b'}, probing = {false, 'b'}, probe_id = {0, 'i'},
   probe_since = {NEVER, 'n'}, last_long_probe = {NEVER, 'n'},
-  window = {0, 'i'}, period = {0.0, 'n'},
+  window = {0, 'i'}, period = {0.0, 'n'}, decrease = {DECREASE, 'p'},
 }
 
 local function fresh_lane()
@@ -244,12 +244,12 @@ local function learn(lane, index, reopens_at, notes)
   local old_pace = lane.pace_before
   local pace
   if rate == nil then
-    if old_pace ~= nil then pace = old_pace * DECREASE end
+    if old_pace ~= nil then pace = old_pace * lane.decrease end
   elseif lane.relaxed_too_far and old_pace ~= nil then
     pace = old_pace
   else
     pace = rate * SAFETY
-    if old_pace ~= nil then pace = math.min(pace, old_pace * DECREASE) end
+    if old_pace ~= nil then pace = math.min(pace, old_pace * lane.decrease) end
   end
   lane.relaxed_too_far = false
   if pace == nil then lane.interval = nil else lane.interval = 1.0 / pace end
@@ -454,7 +454,8 @@ local function admitted(lanes, counts, rid, sent_at, notes)
   end
 end
 
-local function throttled(lanes, counts, rid, sent_at, wait, now, per_model, jitter, notes)
+local function throttled(lanes, counts, rid, sent_at, wait, now, per_model, jitter,
+    notes, decrease)
   counts.throttled = counts.throttled + 1
   local target = 1
   if per_model then target = #lanes end
@@ -465,6 +466,7 @@ local function throttled(lanes, counts, rid, sent_at, wait, now, per_model, jitt
   if lane.probe_id == rid then lane.probe_id = 0 end
   if close(lane, target - 1, sent_at, wait, now, jitter, notes) then
     counts.events = counts.events + 1
+    lane.decrease = decrease or DECREASE
   end
   return lane.closed_until
 end
@@ -493,7 +495,7 @@ local function apply(op, lanes, counts, now, args)
     result = {}
   elseif op == 'throttled' then
     result = {closed_until = throttled(lanes, counts, arg('id'), arg('sent_at'),
-      arg('wait'), now, arg('per_model'), arg('jitter'), notes)}
+      arg('wait'), now, arg('per_model'), arg('jitter'), notes, arg('decrease'))}
   elseif op == 'settled' then
     local unsent_at = arg('unsent_at')
     for _, lane in ipairs(lanes) do
