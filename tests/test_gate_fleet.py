@@ -14,6 +14,7 @@ import logging
 import pickle
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,7 @@ def test_a_sqlite_file_that_stays_locked_falls_back_alike(
 
     model = ChatDfeHub(base_url=dfehub_emulator.base_url, gate=sqlite_gate)
     assert invoke(model, mode) == "hello fleet"  # the file exists now
+    _stores[sqlite_gate].retry_after = 0.3
     holder = sqlite3.connect(sqlite_gate[len("sqlite:///") :], isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -233,6 +235,11 @@ def test_a_sqlite_file_that_stays_locked_falls_back_alike(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+    # Tried again after `retry_after`: the shared gate is back.
+    time.sleep(0.4)
+    assert invoke(model, mode, "unlocked") == "unlocked"
+    state = model.throttle_state
+    assert (state.store, state.sent) == ("sqlite", 2)
 
 
 @pytest.mark.parametrize("mode", MODES)
