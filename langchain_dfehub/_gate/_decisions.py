@@ -15,7 +15,7 @@ lane 1 (when a call names a model) the model's. A call waits at both.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from langchain_dfehub._throttle import usable_wait
@@ -110,9 +110,7 @@ class Lane:
 
     def to_record(self) -> dict[str, Any]:
         """The lane as JSON-ready data (without its history)."""
-        record = asdict(self)
-        del record["history"]
-        return record
+        return {name: getattr(self, name) for name, _ in _LANE_FIELDS}
 
     @classmethod
     def from_record(cls, record: Any, history: list[float] | None = None) -> Lane:
@@ -125,33 +123,63 @@ class Lane:
         lane = cls(history=list(history or []))
         if not isinstance(record, dict):
             return lane
-        for spec in fields(cls):
-            if spec.name == "history" or spec.name not in record:
+        for name, kind in _LANE_FIELDS:
+            if name not in record:
                 continue
-            value = record[spec.name]
-            current = getattr(lane, spec.name)
-            if spec.name in ("held", "entered"):
-                if not isinstance(value, list) or not all(_is_number(v) for v in value):
-                    return cls(history=lane.history)
-                value = sorted(float(v) for v in value)
-            elif isinstance(current, bool):
-                if not isinstance(value, bool):
-                    return cls(history=lane.history)
-            elif spec.name in ("interval", "held_pace", "pace_before", "decrease"):
-                if value is not None and not (_is_number(value) and value > 0):
-                    return cls(history=lane.history)
-            elif isinstance(current, int):
-                if not (_is_number(value) and float(value) == int(value)):
-                    return cls(history=lane.history)
-                value = int(value)
-            elif not _is_number(value):
+            value = _checked(record[name], kind)
+            if value is _MALFORMED:
                 return cls(history=lane.history)
-            setattr(lane, spec.name, value)
+            setattr(lane, name, value)
         return lane
 
     def pace(self) -> float | None:
         """Sends per second while paced."""
         return None if self.interval is None else 1.0 / self.interval
+
+
+# The kind of each stored field: "n" number, "i" integer, "b" boolean,
+# "p" positive number or None, "l" list of numbers (kept sorted).
+_KINDS = {
+    "epoch": "i",
+    "relaxations": "i",
+    "in_row": "i",
+    "probe_id": "i",
+    "window": "i",
+    "interval": "p",
+    "held_pace": "p",
+    "pace_before": "p",
+    "decrease": "p",
+    "learning": "b",
+    "relaxed_too_far": "b",
+    "probing": "b",
+    "held": "l",
+    "entered": "l",
+}
+_LANE_FIELDS = tuple(
+    (spec.name, _KINDS.get(spec.name, "n"))
+    for spec in fields(Lane)
+    if spec.name != "history"
+)
+_MALFORMED = object()
+
+
+def _checked(value: Any, kind: str) -> Any:
+    """`value` as a field of `kind` holds it, or `_MALFORMED`."""
+    if kind == "n":
+        return value if _is_number(value) else _MALFORMED
+    if kind == "i":
+        if _is_number(value) and float(value) == int(value):
+            return int(value)
+        return _MALFORMED
+    if kind == "b":
+        return value if isinstance(value, bool) else _MALFORMED
+    if kind == "p":
+        if value is None or (_is_number(value) and value > 0):
+            return value
+        return _MALFORMED
+    if isinstance(value, list) and all(_is_number(v) for v in value):
+        return sorted(float(v) for v in value)
+    return _MALFORMED
 
 
 def _is_number(value: Any) -> bool:
