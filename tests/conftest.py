@@ -75,6 +75,9 @@ def drf_service() -> Iterator[Callable[[str], DrfService]]:
         yield service_at
 
 
+_REDIS_LEFT_OUT = pytest.StashKey[int]()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """The URL of a real Redis server for the session (see `redis_server.py`)."""
@@ -85,11 +88,34 @@ def redis_server() -> Iterator[str]:
         yield url
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def _needs_redis(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return "redis_server" in getattr(item, "fixturenames", ()) or "redis" in params
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Without a Redis server, leave out the tests that need one (one line says so)."""
+    if why_no_redis() is None:
+        return
+    left_out = [item for item in items if _needs_redis(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not _needs_redis(item)]
+        config.stash[_REDIS_LEFT_OUT] = len(left_out)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     """Say in one line when the Redis tests could not run, and why."""
-    reason = why_no_redis()
-    if reason is not None:
-        terminalreporter.write_line(f"Redis tests skipped: {reason}", yellow=True)
+    left_out = config.stash.get(_REDIS_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"Redis tests skipped ({left_out}): {why_no_redis()}", yellow=True
+        )
 
 
 @pytest.fixture(params=STORES)
