@@ -25,6 +25,7 @@ if not __package__:  # run as a script: make `benchmarks` importable
 from benchmarks._concurrency import ChildResult, run_child
 from benchmarks._contenders import DFEHUB, FLOOR, OPENAI, STREAM_USAGE, WrongOutputError
 from benchmarks._emulator import Emulator
+from benchmarks._fleet import fleet_table, measure_fleet, measure_gate_cost
 from benchmarks._imports import CLASS, IMPORTS, PACKAGE, measure_imports
 from benchmarks._latency import measure_invoke
 from benchmarks._report import Row, machine_summary, markdown_table, median, spread
@@ -66,6 +67,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only-throttled",
         action="store_true",
         help="run only the throttled bursts against the DRF app",
+    )
+    parser.add_argument(
+        "--only-fleet",
+        action="store_true",
+        help="run only the fleet of worker processes against the DRF app",
     )
     return parser.parse_args(argv)
 
@@ -355,11 +361,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         "Benchmarking ChatDfeHub vs ChatOpenAI (progress on stderr)...", file=sys.stderr
     )
+    if args.only_fleet:
+        cost = measure_gate_cost(_progress)
+        fleet = fleet_table(measure_fleet(_progress), cost)
+        print(f"\n{machine_summary()}\n\n## A fleet of processes\n\n{fleet}")
+        return 0
     bursts = measure_throttled_bursts(_progress)
     throttled = f"## Throttled bursts\n\n{burst_table(bursts)}"
     if args.only_throttled:
         print(f"\n{machine_summary()}\n\n{throttled}")
         return 0
+    cost = measure_gate_cost(_progress)
+    fleet = f"## A fleet of processes\n\n{fleet_table(measure_fleet(_progress), cost)}"
     try:
         with (
             Emulator() as emulator,
@@ -388,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("\n".join(_details(args, stream, invoke, concurrent, imports)))
     print(f"\n{throttled}")
+    print(f"\n{fleet}")
     met = sum(row.met is True for row in rows)
     targets = sum(row.met is not None for row in rows)
     print(

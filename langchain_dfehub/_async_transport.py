@@ -201,7 +201,7 @@ class AsyncTransport:
                 yield chunk
             reply.check()
         except DfeHubRateLimitError as error:
-            call.throttled_late(error)
+            await call.athrottled_late(error)
             raise
         finally:
             await _close(response, cutoff)

@@ -30,6 +30,7 @@ from langchain_dfehub._connection import (
     proxy_url,
     warn_unverified,
 )
+from langchain_dfehub._gate._urls import check_gate_url, without_password
 from langchain_dfehub._settings import (
     check_client,
     check_files,
@@ -164,6 +165,15 @@ class ChatDfeHubFields(BaseChatModel):
     one ("Rate limit reached for gpt-4o ...", "No deployments available for
     selected model") is per model, any other is per service."""
 
+    gate: str | None = Field(default_factory=from_env("DFEHUB_GATE_URL", default=None))
+    """Where the throttle gate lives: None (one gate per process), a
+    `redis://`, `rediss://` or `unix://` URL (one gate for every process of
+    every host using that Redis or Valkey server; needs the `redis` extra),
+    or `sqlite:///path` (one gate for the processes of one host, through that
+    file). Read from `DFEHUB_GATE_URL` when not given. A password in it is
+    taken out of the setting, as base_url's is. If the store fails, calls go
+    on through the process's own gate."""
+
     streaming: bool = False
     """Whether `invoke` streams the answer under the hood (callbacks then see
     every token)."""
@@ -233,9 +243,23 @@ class ChatDfeHubFields(BaseChatModel):
     _url_credentials: SecretStr | None = PrivateAttr(default=None)
     # The proxy URL with its credentials, when `proxy` had some: the same.
     _proxy_url: SecretStr | None = PrivateAttr(default=None)
+    # The gate URL with its password, when it had one: the same.
+    _gate_url: SecretStr | None = PrivateAttr(default=None)
     # Whether `verify=False` was warned of, when built or else on first use.
     _unverified_warned: bool = PrivateAttr(default=False)
     _connections: ConnectionCache = PrivateAttr(default_factory=ConnectionCache)
+
+    @field_validator("gate")
+    @classmethod
+    def _check_gate(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        check_gate_url(value)
+        return value
+
+    def _gate_store(self) -> str | None:
+        """The gate setting with its password, for the store to connect."""
+        return self._gate_url.get_secret_value() if self._gate_url else self.gate
 
     @field_validator("base_url")
     @classmethod
@@ -304,6 +328,11 @@ class ChatDfeHubFields(BaseChatModel):
             self.proxy, credentials = split_credentials(full)
             if credentials is not None:
                 self._proxy_url = SecretStr(full)
+        if self.gate is not None:
+            bare = without_password(self.gate)
+            if bare != self.gate:
+                self._gate_url = SecretStr(self.gate)
+                self.gate = bare
         return self
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
@@ -334,6 +363,7 @@ class ChatDfeHubFields(BaseChatModel):
             fields.get("api_key") is not None
             or private.get("_url_credentials") is not None
             or private.get("_proxy_url") is not None
+            or private.get("_gate_url") is not None
         )
         hidden = self._credential_headers()
         if hidden:
@@ -343,7 +373,7 @@ class ChatDfeHubFields(BaseChatModel):
                 if name not in hidden
             }
         fields.update(api_key=None, http_client=None, http_async_client=None)
-        private.update(_url_credentials=None, _proxy_url=None)
+        private.update(_url_credentials=None, _proxy_url=None, _gate_url=None)
         return {
             **state,
             "__dict__": fields,
@@ -373,6 +403,9 @@ class ChatDfeHubFields(BaseChatModel):
             proxy = proxy_with_credentials_from_environment(self.proxy)
             if proxy is not None:
                 self._proxy_url = SecretStr(proxy)
+            gate = os.environ.get("DFEHUB_GATE_URL", "")
+            if gate and self.gate is not None and without_password(gate) == self.gate:
+                self._gate_url = SecretStr(gate)
 
     @model_validator(mode="before")
     @classmethod

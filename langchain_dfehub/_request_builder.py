@@ -119,7 +119,7 @@ def build_request(
             max_retries=settings.max_retries,
             max_retry_wait=settings.max_retry_wait,
             throttle_budget=settings.throttle_budget,
-            gate=gate_for(url, secret),
+            gate=gate_for(url, secret, model._gate_store()),
             model=body["model"] if isinstance(body.get("model"), str) else None,
             throttle_scope=model.throttle_scope,
         ),

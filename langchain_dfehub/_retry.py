@@ -316,38 +316,56 @@ class Call:
     def passage(self) -> Iterator[None]:
         """Wait at the gate, send (the body of the `with`), report the outcome."""
         gate = self.policy.gate
-        while True:
-            reservation, delay = self._reserve(gate)
-            if delay > 0:
-                try:
-                    (self.policy.sleep or time.sleep)(delay)
-                except BaseException:
-                    gate.release(reservation)  # leaving unsent: give the slot back
-                    raise
-                self.waited += delay
-            ticket = gate.enter(reservation, gate.clock())
-            if ticket is not None:
-                break
+        ticket = None
+        try:
+            while True:
+                reservation, delay = self._reserve(gate)
+                if reservation.ticket is not None:
+                    ticket = reservation.ticket  # it may send now: entered
+                    break
+                if delay > 0:
+                    try:
+                        (self.policy.sleep or time.sleep)(delay)
+                    except BaseException:
+                        gate.release(reservation)  # leaving unsent: give it back
+                        raise
+                    self.waited += delay
+                ticket = gate.enter(reservation, gate.clock())
+                if ticket is not None:
+                    break
+        except BaseException:
+            if ticket is not None:  # interrupted between entering and sending
+                gate.settled(ticket, unsent=True)
+            raise
         with self._reporting(ticket):
             yield
 
     @asynccontextmanager
     async def apassage(self) -> AsyncIterator[None]:
-        """The async twin of `passage`."""
+        """The async twin of `passage`; a shared store is asked without blocking."""
         gate = self.policy.gate
-        while True:
-            reservation, delay = self._reserve(gate)
-            if delay > 0:
-                try:
-                    await self._async_sleep(delay)
-                except BaseException:  # cancelled, timed out: leaving unsent
-                    gate.release(reservation)
-                    raise
-                self.waited += delay
-            ticket = gate.enter(reservation, gate.clock())
-            if ticket is not None:
-                break
-        with self._reporting(ticket):
+        ticket = None
+        try:
+            while True:
+                reservation, delay = await self._areserve(gate)
+                if reservation.ticket is not None:
+                    ticket = reservation.ticket  # it may send now: entered
+                    break
+                if delay > 0:
+                    try:
+                        await self._async_sleep(delay)
+                    except BaseException:  # cancelled, timed out: leaving unsent
+                        gate.release(reservation)
+                        raise
+                    self.waited += delay
+                ticket = await gate.aenter(reservation, gate.clock())
+                if ticket is not None:
+                    break
+        except BaseException:
+            if ticket is not None:  # cancelled between entering and sending
+                gate.settled(ticket, unsent=True)
+            raise
+        async with self._areporting(ticket):
             yield
 
     def throttled_late(self, error: DfeHubRateLimitError) -> None:
@@ -361,20 +379,46 @@ class Call:
                 per_model=self.policy.per_model(error),
             )
 
+    async def athrottled_late(self, error: DfeHubRateLimitError) -> None:
+        """The async twin of `throttled_late`."""
+        if self._ticket is not None:
+            gate = self.policy.gate
+            await gate.athrottled(
+                self._ticket,
+                error.retry_after,
+                gate.clock(),
+                per_model=self.policy.per_model(error),
+            )
+
     def _reserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
         """Reserve a passage within the call's bounds; raise if none fits."""
+        now, limit, bound = self._before_reserving(gate)
+        reservation = gate.reserve(now, self.policy.model, limit, enter=True)
+        return reservation, self._after_reserving(reservation, now, bound)
+
+    async def _areserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
+        """The async twin of `_reserve`."""
+        now, limit, bound = self._before_reserving(gate)
+        reservation = await gate.areserve(now, self.policy.model, limit, enter=True)
+        return reservation, self._after_reserving(reservation, now, bound)
+
+    def _before_reserving(self, gate: ServiceGate) -> tuple[float, float, str]:
         if self.give_up is not None:
             raise self.give_up  # a retry's wait would have passed the deadline
         now = gate.clock()
         limit, bound = self._limit(now)
-        reservation = gate.reserve(now, self.policy.model, limit)
+        return now, limit, bound
+
+    def _after_reserving(
+        self, reservation: Reservation, now: float, bound: str
+    ) -> float:
         delay = max(reservation.at - now, 0.0)
         if reservation.refused:
             self.give_up = _exhausted(self, self._last_throttle, delay, bound)
             raise self.give_up
         if delay > 0 and self._loop_since is None:
             self._loop_since = now
-        return reservation, delay
+        return delay
 
     def _limit(self, now: float) -> tuple[float, str]:
         """The longest this call may wait at the gate now, and what bounds it."""
@@ -408,15 +452,11 @@ class Call:
         try:
             yield
         except DfeHubRateLimitError as error:
-            self.throttled += 1
-            self._last_throttle = error
-            if self._loop_since is None:
-                self._loop_since = ticket.sent_at
             gate.throttled(
                 ticket,
                 error.retry_after,
                 gate.clock(),
-                per_model=self.policy.per_model(error),
+                per_model=self._note_throttle(ticket, error),
             )
             raise
         except DfeHubError as error:
@@ -430,6 +470,42 @@ class Call:
             raise
         else:
             gate.admitted(ticket)
+
+    @asynccontextmanager
+    async def _areporting(self, ticket: Ticket) -> AsyncIterator[None]:
+        """The async twin of `_reporting` (a cancel is reported at once, sync)."""
+        self._ticket = ticket
+        self.sent += 1
+        gate = self.policy.gate
+        try:
+            yield
+        except DfeHubRateLimitError as error:
+            await gate.athrottled(
+                ticket,
+                error.retry_after,
+                gate.clock(),
+                per_model=self._note_throttle(ticket, error),
+            )
+            raise
+        except DfeHubError as error:
+            if error.status_code is not None:
+                await gate.aadmitted(ticket)  # the service answered, and not "wait"
+            else:
+                gate.settled(ticket)
+            raise
+        except BaseException:
+            gate.settled(ticket)  # cancelled or interrupted mid-request
+            raise
+        else:
+            await gate.aadmitted(ticket)
+
+    def _note_throttle(self, ticket: Ticket, error: DfeHubRateLimitError) -> bool:
+        """Count a throttle of this call; return whether it is about the model."""
+        self.throttled += 1
+        self._last_throttle = error
+        if self._loop_since is None:
+            self._loop_since = ticket.sent_at
+        return self.policy.per_model(error)
 
 
 # A throttle storm's last bound: a call sends at most this many requests that

@@ -336,12 +336,14 @@ class ChatDfeHub(ChatDfeHubFields):
         """What this model's service gate knows: closed or open, pace, counts.
 
         Shared by every model, thread and event loop of the process that uses
-        the same endpoint and key; `closed_for`, `pace` and `probing` are
-        those a call to this model meets (the service's, and its model's).
+        the same endpoint and key (and by every process, with a shared `gate`:
+        then the counts are the fleet's, and `store` names where it lives);
+        `closed_for`, `pace` and `probing` are those a call to this model
+        meets (the service's, and its model's).
         """
         url = chat_completions_url(self.base_url)
         _, secret = authorization(self.api_key, self._url_credentials)
-        return gate_for(url, secret).state(self.model)
+        return gate_for(url, secret, self._gate_store()).state(self.model)
 
     def close(self) -> None:
         """Close pooled connections (they reopen if the model is used again)."""

@@ -22,6 +22,11 @@ from pathlib import Path, PurePosixPath
 PACKAGE = "langchain_dfehub"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LICENSE_EXPRESSION = "MIT"
+# Package data the wheel must carry: the gate's Lua scripts, which Redis runs.
+WHEEL_DATA = (
+    f"{PACKAGE}/_gate/lua/decisions.lua",
+    f"{PACKAGE}/_gate/lua/gate.lua",
+)
 # Written by the build into every sdist; git cannot track them.
 SDIST_GENERATED = ("PKG-INFO", "setup.cfg", f"{PACKAGE}.egg-info/")
 # Checked even where git is unavailable (an unpacked sdist).
@@ -55,7 +60,7 @@ def _one(dist_dir: Path, pattern: str) -> Path:
 
 
 def check_wheel(wheel: Path) -> list[str]:
-    """The wheel: package files and dist-info only; license, py.typed, plugin."""
+    """The wheel: package files and dist-info only; license, py.typed, Lua, plugin."""
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         dist_info = next(
@@ -74,6 +79,11 @@ def check_wheel(wheel: Path) -> list[str]:
         problems.append(f"METADATA has no 'License-Expression: {LICENSE_EXPRESSION}'")
     if f"{PACKAGE}/py.typed" not in names:
         problems.append(f"no {PACKAGE}/py.typed: type checkers would ignore the hints")
+    problems += [
+        f"no {name}: the Redis gate could not run"
+        for name in WHEEL_DATA
+        if name not in names
+    ]
     if "[pytest11]" not in entry_points:
         problems.append("no [pytest11] entry point: the emulator fixtures would vanish")
     strays = [name for name in names if name.split("/")[0] not in {PACKAGE, dist_info}]

@@ -16,12 +16,15 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from drf_service import DrfService, running_drf_service
+from gate_stores import STORES, MakeGate, gate_maker
 from hostile_server import HostileServer
+from redis_server import forget_redis_gates, running_redis, why_no_redis
 
-from langchain_dfehub._gate import forget_gates
+from langchain_dfehub._gate import _stores, forget_gates
 
 CONNECTION_VARIABLES = (
     "HTTP_PROXY",
@@ -40,6 +43,7 @@ def _no_dfehub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "DFEHUB_BASE_URL",
         "DFEHUB_API_KEY",
         "DFEHUB_MODEL",
+        "DFEHUB_GATE_URL",
         *CONNECTION_VARIABLES,
         *(variable.lower() for variable in CONNECTION_VARIABLES),
     ):
@@ -69,6 +73,78 @@ def drf_service() -> Iterator[Callable[[str], DrfService]]:
             return service
 
         yield service_at
+
+
+_REDIS_LEFT_OUT = pytest.StashKey[int]()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """The URL of a real Redis server for the session (see `redis_server.py`)."""
+    reason = why_no_redis()
+    if reason is not None:
+        pytest.skip(f"Redis tests skipped: {reason}")
+    with running_redis() as url:
+        yield url
+
+
+def _needs_redis(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return "redis_server" in getattr(item, "fixturenames", ()) or "redis" in params
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Without a Redis server, leave out the tests that need one (one line says so)."""
+    if why_no_redis() is None:
+        return
+    left_out = [item for item in items if _needs_redis(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not _needs_redis(item)]
+        config.stash[_REDIS_LEFT_OUT] = len(left_out)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Say in one line when the Redis tests could not run, and why."""
+    left_out = config.stash.get(_REDIS_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"Redis tests skipped ({left_out}): {why_no_redis()}", yellow=True
+        )
+
+
+@pytest.fixture(params=STORES)
+def every_gate_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Run a test with models' gates on each store in turn (`DFEHUB_GATE_URL`).
+
+    Each test gets a gate nobody learned: a fresh SQLite file, Redis keys
+    deleted; the process's gates and store connections are dropped after.
+    """
+    if request.param == "sqlite":
+        monkeypatch.setenv("DFEHUB_GATE_URL", f"sqlite:///{tmp_path / 'gates.db'}")
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_server")
+        forget_redis_gates(url)
+        monkeypatch.setenv("DFEHUB_GATE_URL", url)
+    yield request.param
+    forget_gates()
+    _stores.clear()
+
+
+@pytest.fixture(params=STORES)
+def make_gate(request: pytest.FixtureRequest, tmp_path: Path) -> MakeGate:
+    """Fresh gates on each store in turn, for the gate's scenario suite."""
+    redis_url = None
+    if request.param == "redis":
+        redis_url = request.getfixturevalue("redis_server")
+    return gate_maker(request.param, tmp_path, redis_url)
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ DIST_INFO = "langchain_dfehub-0.1.0.dist-info"
 GOOD_WHEEL = {
     "langchain_dfehub/__init__.py": "",
     "langchain_dfehub/py.typed": "",
+    "langchain_dfehub/_gate/lua/decisions.lua": "",
+    "langchain_dfehub/_gate/lua/gate.lua": "",
     f"{DIST_INFO}/WHEEL": "Wheel-Version: 1.0\n",
     f"{DIST_INFO}/METADATA": "Metadata-Version: 2.4\nLicense-Expression: MIT\n",
     f"{DIST_INFO}/entry_points.txt": "[pytest11]\ndfehub_emulator = x\n",
@@ -73,8 +75,16 @@ def test_a_complete_wheel_passes(tmp_path: Path):
         ({"langchain_dfehub/py.typed": None}, "py.typed"),
         ({f"{DIST_INFO}/entry_points.txt": "[console_scripts]\n"}, "pytest11"),
         ({"tests/test_a.py": ""}, "files outside the package: tests/test_a.py"),
+        ({"langchain_dfehub/_gate/lua/gate.lua": None}, "_gate/lua/gate.lua"),
     ],
-    ids=["no-license", "no-expression", "no-py-typed", "no-plugin", "tests-inside"],
+    ids=[
+        "no-license",
+        "no-expression",
+        "no-py-typed",
+        "no-plugin",
+        "tests-inside",
+        "no-lua",
+    ],
 )
 def test_a_wheel_missing_a_promise_is_refused(
     tmp_path: Path, change: dict[str, str | None], complaint: str

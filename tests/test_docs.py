@@ -1,7 +1,8 @@
 """Every Python example in README.md and docs/ runs, as written, against the emulator.
 
 Each ```python block is executed on its own, with `DFEHUB_BASE_URL` pointing
-at a fresh emulator (the pages say so too); where a ```text block follows
+at a fresh emulator (the pages say so too), and `REDIS_URL` at the tests'
+Redis server when its first line is `# needs: redis`; where a ```text block follows
 it, the example must print exactly that ("..." standing for any part of a
 line). A block of pytest tests is run by pytest itself, in a fresh process,
 so its fixtures come from the installed plugin as a user's would. A block
@@ -83,9 +84,13 @@ def test_example_runs(
     page: Path,
     source: str,
     printed: str | None,
+    request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    if source.startswith("# needs: redis"):
+        # The tests' own Redis server (skipped, with its reason, without one).
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_server"))
     with DfeHubEmulator() as emulator:
         monkeypatch.setenv("DFEHUB_BASE_URL", emulator.base_url)
         monkeypatch.delenv("DFEHUB_API_KEY", raising=False)

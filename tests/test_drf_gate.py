@@ -19,6 +19,8 @@ from langchain_core.rate_limiters import InMemoryRateLimiter
 from langchain_dfehub import ChatDfeHub
 
 ServiceAt = Callable[[str], DrfService]
+# Every case runs with the gate on each store: memory, SQLite, Redis.
+pytestmark = pytest.mark.usefixtures("every_gate_store")
 CALLS = 40
 
 

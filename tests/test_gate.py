@@ -2,7 +2,9 @@
 
 The pure core is driven with a fake clock, and once through a discrete-event
 simulation of a Django REST Framework sliding-window throttle, so the queueing
-and pacing figures are exact and no test sleeps.
+and pacing figures are exact and no test sleeps. These scenarios run against
+every store (`make_gate`: in memory, a SQLite file, a real Redis server given
+the fake clock's time), so the stores cannot decide differently.
 """
 
 from __future__ import annotations
@@ -17,18 +19,11 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
+from gate_stores import Clock, MakeGate
 
 from langchain_dfehub import ChatDfeHub, DfeHubRateLimitError
 from langchain_dfehub._gate import ServiceGate, Ticket, gate_for
 from langchain_dfehub.testing import DfeHubEmulator, Throttle
-
-
-class Clock:
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def send(gate: ServiceGate, now: float) -> Ticket:
@@ -43,9 +38,9 @@ def send(gate: ServiceGate, now: float) -> Ticket:
 # --- the pure core ---------------------------------------------------------------
 
 
-def test_a_gate_that_was_never_throttled_never_delays_or_paces():
+def test_a_gate_that_was_never_throttled_never_delays_or_paces(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     for _ in range(1000):
         gate.admitted(send(gate, clock.now))
     state = gate.state()
@@ -53,9 +48,9 @@ def test_a_gate_that_was_never_throttled_never_delays_or_paces():
     assert (state.sent, state.admitted, state.throttled) == (1000, 1000, 0)
 
 
-def test_a_throttle_closes_the_gate_for_every_later_call():
+def test_a_throttle_closes_the_gate_for_every_later_call(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     ticket = send(gate, clock.now)
     gate.throttled(ticket, 2.0, clock.now)
 
@@ -68,9 +63,9 @@ def test_a_throttle_closes_the_gate_for_every_later_call():
     assert send(gate, clock.now + 2.0)
 
 
-def test_throttles_of_sends_already_in_flight_are_one_event():
+def test_throttles_of_sends_already_in_flight_are_one_event(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     tickets = [send(gate, clock.now) for _ in range(10)]
     gate.throttled(tickets[0], 1.0, clock.now + 0.01)
     for ticket in tickets[1:]:
@@ -83,18 +78,18 @@ def test_throttles_of_sends_already_in_flight_are_one_event():
     assert gate.reserve(clock.now).at == pytest.approx(clock.now + 1.01)
 
 
-def test_a_reservation_made_before_a_throttle_no_longer_holds():
+def test_a_reservation_made_before_a_throttle_no_longer_holds(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     early = send(gate, clock.now)
     waiting = gate.reserve(clock.now)
     gate.throttled(early, 1.0, clock.now)
     assert gate.enter(waiting, clock.now) is None
 
 
-def test_the_gate_logs_once_per_throttle_event_not_once_per_call(caplog):
+def test_the_gate_logs_once_per_throttle_event_not_once_per_call(caplog, make_gate):
     clock = Clock()
-    gate = ServiceGate("svc.example:8080", clock)
+    gate = make_gate(clock, "svc.example:8080")
     tickets = [send(gate, clock.now) for _ in range(20)]
     with caplog.at_level(logging.INFO, logger="langchain_dfehub"):
         for ticket in tickets:
@@ -114,9 +109,9 @@ def burst_of(gate: ServiceGate, now: float, admitted: int, wait: float) -> None:
     gate.throttled(tickets[admitted], wait, now)
 
 
-def test_a_burst_teaches_the_gate_the_services_rate():
+def test_a_burst_teaches_the_gate_the_services_rate(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     # 10 admitted at once, the 11th throttled "for 1 second": 10 per second.
     burst_of(gate, clock.now, admitted=10, wait=1.0)
     reopening = clock.now + 1.0
@@ -125,9 +120,9 @@ def test_a_burst_teaches_the_gate_the_services_rate():
     assert slots == pytest.approx([0, 1 / 9, 2 / 9, 3 / 9, 4 / 9])
 
 
-def test_a_throttle_while_paced_slows_the_pace_down():
+def test_a_throttle_while_paced_slows_the_pace_down(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     burst_of(gate, clock.now, admitted=10, wait=1.0)
     now = clock.now + 1.0
     gate.reserve(now)
@@ -143,9 +138,9 @@ def test_a_throttle_while_paced_slows_the_pace_down():
     assert second_pace <= first_pace * 0.8
 
 
-def test_the_pace_relaxes_when_throttles_stop_and_then_ends(caplog):
+def test_the_pace_relaxes_when_throttles_stop_and_then_ends(caplog, make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     burst_of(gate, clock.now, admitted=2, wait=1.0)
     gate.reserve(clock.now + 1.0)
     learned = gate.state().pace
@@ -158,9 +153,9 @@ def test_the_pace_relaxes_when_throttles_stop_and_then_ends(caplog):
     assert "no longer pacing" in caplog.text
 
 
-def test_a_throttle_with_no_wait_backs_off_growing_and_resets_on_success():
+def test_a_throttle_with_no_wait_backs_off_growing_and_resets_on_success(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     waits = []
     now = clock.now
     for _ in range(3):
@@ -245,9 +240,9 @@ def simulate_burst(
     return requests, clock.now - start
 
 
-def test_a_cold_then_warm_burst_against_a_drf_window_meets_the_targets():
+def test_a_cold_then_warm_burst_against_a_drf_window_meets_the_targets(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     server = SlidingWindow(num_requests=10, duration=1.0)
     ideal = 64 / 10
 
@@ -260,14 +255,14 @@ def test_a_cold_then_warm_burst_against_a_drf_window_meets_the_targets():
     assert warm_seconds <= 1.25 * ideal
 
 
-def test_a_burst_into_a_window_already_full_learns_from_its_second_wave():
+def test_a_burst_into_a_window_already_full_learns_from_its_second_wave(make_gate):
     """Nothing admitted before the first throttle leaves nothing to learn.
 
     The first wave is throttled whole; at reopening it goes again, the
     service admits what its window holds, and that teaches the pace.
     """
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     server = SlidingWindow(num_requests=10, duration=1.0)
     server.history = [clock.now - 0.2] * 10  # another client filled it
 
@@ -401,9 +396,9 @@ def test_the_state_type_is_public(dfehub_emulator: DfeHubEmulator) -> None:
 # --- places given back, probes, storms, lanes (the pure core) --------------------
 
 
-def paced_gate(clock: Clock) -> ServiceGate:
+def paced_gate(make_gate: MakeGate, clock: Clock) -> ServiceGate:
     """A gate that paces at 9/s, learned from a burst of 10 in a second."""
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     burst_of(gate, clock.now, admitted=10, wait=1.0)
     clock.now += 1.0
     gate.admitted(send(gate, clock.now))
@@ -411,9 +406,9 @@ def paced_gate(clock: Clock) -> ServiceGate:
     return gate
 
 
-def test_a_place_refused_by_the_calls_limit_is_never_taken():
+def test_a_place_refused_by_the_calls_limit_is_never_taken(make_gate):
     clock = Clock()
-    gate = paced_gate(clock)
+    gate = paced_gate(make_gate, clock)
     for _ in range(40):
         reservation = gate.reserve(clock.now, limit=0.01)
         assert reservation.refused
@@ -422,9 +417,9 @@ def test_a_place_refused_by_the_calls_limit_is_never_taken():
     assert gate.reserve(clock.now).at <= clock.now + 1 / 9.0 + 1e-9
 
 
-def test_released_places_are_given_back_in_any_order():
+def test_released_places_are_given_back_in_any_order(make_gate):
     clock = Clock()
-    gate = paced_gate(clock)
+    gate = paced_gate(make_gate, clock)
     reservations = [gate.reserve(clock.now) for _ in range(36)]
     assert reservations[-1].at > clock.now + 3.5
     for reservation in reservations[::2] + reservations[1::2]:
@@ -432,9 +427,11 @@ def test_released_places_are_given_back_in_any_order():
     assert gate.reserve(clock.now).at <= clock.now + 1 / 9.0 + 1e-9
 
 
-def test_a_released_place_in_the_middle_of_the_queue_is_taken_by_the_next_call():
+def test_a_released_place_in_the_middle_of_the_queue_is_taken_by_the_next_call(
+    make_gate,
+):
     clock = Clock()
-    gate = paced_gate(clock)
+    gate = paced_gate(make_gate, clock)
     queue = [gate.reserve(clock.now) for _ in range(5)]
     gate.release(queue[2])
     again = gate.reserve(clock.now)
@@ -444,9 +441,9 @@ def test_a_released_place_in_the_middle_of_the_queue_is_taken_by_the_next_call()
     assert all(b - a >= 1 / 9.0 - 1e-9 for a, b in itertools.pairwise(held))
 
 
-def test_a_waitless_throttle_reopens_for_one_probe_and_the_rest_follow_it():
+def test_a_waitless_throttle_reopens_for_one_probe_and_the_rest_follow_it(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     tickets = [send(gate, clock.now) for _ in range(6)]
     for ticket in tickets[:3]:
         gate.admitted(ticket)
@@ -478,9 +475,9 @@ def test_a_waitless_throttle_reopens_for_one_probe_and_the_rest_follow_it():
     assert first_backoff < 0.6
 
 
-def test_a_probe_that_leaves_unsent_lets_another_call_probe():
+def test_a_probe_that_leaves_unsent_lets_another_call_probe(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     gate.throttled(send(gate, clock.now), None, clock.now)
     clock.now += 1.0
     first = gate.reserve(clock.now)
@@ -490,9 +487,9 @@ def test_a_probe_that_leaves_unsent_lets_another_call_probe():
     assert gate.reserve(clock.now).probe
 
 
-def test_a_gate_closed_longer_than_a_call_may_wait_lets_one_probe_through():
+def test_a_gate_closed_longer_than_a_call_may_wait_lets_one_probe_through(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     gate.throttled(send(gate, clock.now), 3600.0, clock.now)
     # At first, refused: the server's wait is fresh.
     assert gate.reserve(clock.now + 1, limit=60).refused
@@ -507,17 +504,17 @@ def test_a_gate_closed_longer_than_a_call_may_wait_lets_one_probe_through():
 
 
 @pytest.mark.parametrize("wait", [math.inf, math.nan, -5.0, 1e12])
-def test_a_wait_that_cannot_be_real_closes_for_a_backoff_and_a_probe(wait):
+def test_a_wait_that_cannot_be_real_closes_for_a_backoff_and_a_probe(wait, make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     reopens = gate.throttled(send(gate, clock.now), wait, clock.now)
     assert 0.25 <= reopens - clock.now <= 0.5
     assert gate.state().probing
 
 
-def test_throttles_in_a_row_widen_the_floor_of_the_wait():
+def test_throttles_in_a_row_widen_the_floor_of_the_wait(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     held = []
     for _ in range(6):
         reopens = gate.throttled(send(gate, clock.now), 0.001, clock.now)
@@ -530,9 +527,9 @@ def test_throttles_in_a_row_widen_the_floor_of_the_wait():
     )
 
 
-def test_a_per_model_throttle_closes_only_that_models_lane():
+def test_a_per_model_throttle_closes_only_that_models_lane(make_gate):
     clock = Clock()
-    gate = ServiceGate("svc", clock)
+    gate = make_gate(clock)
     ticket = gate.enter(gate.reserve(clock.now, "a"), clock.now)
     assert ticket is not None
     gate.throttled(ticket, 20.0, clock.now, per_model=True)
@@ -545,3 +542,66 @@ def test_a_per_model_throttle_closes_only_that_models_lane():
     gate.throttled(other, 5.0, clock.now)  # type: ignore[arg-type]
     assert gate.state("b").closed_for == pytest.approx(5.0)
     assert gate.reserve(clock.now, "c").at == pytest.approx(clock.now + 5.0)
+
+
+# --- sends from many processes: the learned window, checked at entry ---------------
+
+
+def test_sends_that_left_late_and_bunched_up_are_held_to_the_learned_count(make_gate):
+    clock = Clock()
+    gate = paced_gate(make_gate, clock)  # learned: 10 sends per second
+    queue = [gate.reserve(clock.now) for _ in range(10)]
+    # Their processes woke late: all ten enter at the last one's slot.
+    late = queue[-1].at
+    tickets = [gate.enter(reservation, late) for reservation in queue]
+    assert all(ticket is not None for ticket in tickets)
+    # The pace alone would send the next one interval later; the window
+    # holds it until the first of the ten has left the period.
+    following = gate.reserve(late)
+    assert following.at == pytest.approx(late + 1.0 * 1.05)
+    assert gate.enter(gate.reserve(late), late + 0.5) is None
+
+
+def test_a_call_that_entered_but_never_sent_takes_no_room_in_the_window(make_gate):
+    clock = Clock()
+    gate = paced_gate(make_gate, clock)
+    queue = [gate.reserve(clock.now) for _ in range(10)]
+    late = queue[-1].at
+    tickets = [gate.enter(reservation, late) for reservation in queue]
+    held_back = gate.reserve(late)
+    gate.release(held_back)
+    gate.settled(tickets[0], unsent=True)  # type: ignore[arg-type]
+    assert gate.reserve(late).at < held_back.at
+
+
+def test_a_call_that_need_not_wait_enters_in_the_same_trip(make_gate):
+    clock = Clock()
+    gate = make_gate(clock)
+    free = gate.reserve(clock.now, enter=True)
+    assert free.ticket is not None
+    assert gate.state().sent == 1
+    gate.throttled(free.ticket, 1.0, clock.now)
+    held = gate.reserve(clock.now, enter=True)
+    assert held.ticket is None
+    assert gate.state().sent == 1
+
+
+def test_a_shared_gate_slows_less_after_a_throttle_while_paced(make_gate):
+    clock = Clock()
+    gate = make_gate(clock)
+    gate.decrease = 0.95  # what gate_for sets for a SQLite or Redis gate
+    burst_of(gate, clock.now, admitted=10, wait=1.0)
+    now = clock.now + 1.0
+    gate.reserve(now)
+    first_pace = gate.state().pace
+    ticket = gate.enter(gate.reserve(now), now)
+    assert ticket is not None
+    gate.throttled(ticket, 0.5, now + 0.01)
+    gate.reserve(now + 1.0)
+    assert gate.state().pace == pytest.approx(first_pace * 0.95)
+
+
+def test_gates_on_a_shared_store_slow_less_than_a_process_gate(tmp_path):
+    url = "http://decrease-test.invalid/v1/chat/completions"
+    assert gate_for(url, None).decrease == 0.8
+    assert gate_for(url, None, f"sqlite:///{tmp_path / 'g.db'}").decrease == 0.95

@@ -1,5 +1,7 @@
 """The gate under pressure: no leaked places, no floods, no lock-outs.
 
+Every case runs with the gate in memory, in a SQLite file and on Redis.
+
 Each case runs on the sync and the async path against a local server: the
 real DRF app where the case is DRF's, the emulator's scripted replies, or a
 gateway that limits per model and throttles late without a wait (what a
@@ -20,10 +22,13 @@ from gateway_server import NO_DEPLOYMENTS, GatewayServer
 from model_calls import answer
 
 from langchain_dfehub import ChatDfeHub, DfeHubRateLimitError
-from langchain_dfehub._gate import forget_gates, gate_for
+from langchain_dfehub._gate import forget_gates
 from langchain_dfehub._urls import chat_completions_url
 from langchain_dfehub.testing import DfeHubEmulator, ErrorStatus, Malformed, Throttle
 
+# Every case runs with the gate on each store (the `gate` setting, from
+# DFEHUB_GATE_URL): the pressure fixes hold wherever the gate lives.
+pytestmark = pytest.mark.usefixtures("every_gate_store")
 MODES = ["sync", "async"]
 ServiceAt = Callable[[str], DrfService]
 
@@ -56,7 +61,7 @@ def burst(model: ChatDfeHub, mode: str, prompts: list[str]) -> list[Any]:
 
 
 def gate_of(model: ChatDfeHub) -> Any:
-    return gate_for(chat_completions_url(model.base_url), None)
+    return model._gate(chat_completions_url(model.base_url), None)
 
 
 def learn_a_pace(service: DrfService, mode: str) -> ChatDfeHub:
