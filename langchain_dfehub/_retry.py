@@ -32,10 +32,10 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 from tenacity.stop import stop_base
@@ -358,7 +358,10 @@ class Call:
                         gate.release(reservation)
                         raise
                     self.waited += delay
-                ticket = await gate.aenter(reservation, gate.clock())
+                ticket = await _kept_or_given_back(
+                    gate.aenter(reservation, gate.clock()),
+                    lambda entered: _leave_unsent(gate, entered),
+                )
                 if ticket is not None:
                     break
         except BaseException:
@@ -399,7 +402,10 @@ class Call:
     async def _areserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
         """The async twin of `_reserve`."""
         now, limit, bound = self._before_reserving(gate)
-        reservation = await gate.areserve(now, self.policy.model, limit, enter=True)
+        reservation = await _kept_or_given_back(
+            gate.areserve(now, self.policy.model, limit, enter=True),
+            lambda taken: _give_back(gate, taken),
+        )
         return reservation, self._after_reserving(reservation, now, bound)
 
     def _before_reserving(self, gate: ServiceGate) -> tuple[float, float, str]:
@@ -545,6 +551,47 @@ def _exhausted(
     error.waited = call.waited
     error.__cause__ = last
     return error
+
+
+_Granted = TypeVar("_Granted")
+
+
+async def _kept_or_given_back(
+    decision: Awaitable[_Granted], give_back: Callable[[_Granted], None]
+) -> _Granted:
+    """Await a gate decision that grants a place; a cancelled call gives it back.
+
+    A shared store decides in another thread (SQLite) or on a server
+    (Redis): a call cancelled while it waits for the answer cannot stop the
+    decision, which then holds a place nobody takes. The decision runs to
+    its end beside the cancelled call, and what it granted is given back.
+    """
+    pending = asyncio.ensure_future(decision)
+    try:
+        return await asyncio.shield(pending)
+    except BaseException:
+
+        def hand_back(done: asyncio.Future[_Granted]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                give_back(done.result())
+
+        if pending.done():
+            hand_back(pending)
+        else:
+            pending.add_done_callback(hand_back)
+        raise
+
+
+def _give_back(gate: ServiceGate, reservation: Reservation) -> None:
+    if reservation.ticket is not None:
+        gate.settled(reservation.ticket, unsent=True)
+    else:
+        gate.release(reservation)
+
+
+def _leave_unsent(gate: ServiceGate, ticket: Ticket | None) -> None:
+    if ticket is not None:
+        gate.settled(ticket, unsent=True)
 
 
 def _log_retry(retry_state: RetryCallState) -> None:

@@ -242,6 +242,49 @@ def test_a_sqlite_file_that_stays_locked_falls_back_alike(
     assert (state.store, state.sent) == ("sqlite", 2)
 
 
+def test_async_calls_cancelled_while_a_locked_file_decides_give_their_places_back(
+    drf_service: ServiceAt, sqlite_gate: str
+) -> None:
+    """Async only: a sync decision cannot be cancelled halfway.
+
+    A SQLite decision runs in a worker thread, which a cancelled call cannot
+    stop: the place it grants after the file unlocks is given back.
+    """
+    import sqlite3
+
+    service = drf_service("5/s")
+    model = ChatDfeHub(base_url=service.base_url, gate=sqlite_gate)
+    prompts = [f"warm up {n}" for n in range(16)]
+    assert burst(model, "async", prompts) == prompts
+    assert model.throttle_state.pace is not None
+    holder = sqlite3.connect(sqlite_gate[len("sqlite:///") :], isolation_level=None)
+
+    async def cancelled_then_patient() -> tuple[int, str]:
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            calls = [
+                asyncio.wait_for(model.ainvoke(f"cancelled {n}"), timeout=0.1)
+                for n in range(12)
+            ]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            holder.execute("ROLLBACK")
+        # The twelve decisions end in their threads now, each granting a
+        # paced place; the loop runs on while they hand them back.
+        await asyncio.sleep(0.5)
+        timed_out = sum(isinstance(r, asyncio.TimeoutError) for r in results)
+        patient = ChatDfeHub(
+            base_url=service.base_url, gate=sqlite_gate, max_retry_wait=0.5
+        )
+        return timed_out, str((await patient.ainvoke("after them")).content)
+
+    try:
+        assert asyncio.run(cancelled_then_patient()) == (12, "after them")
+    finally:
+        holder.close()
+    assert model.throttle_state.store == "sqlite"  # it never fell back
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_garbage_under_the_gates_keys_is_reset_not_trusted(
     dfehub_emulator: DfeHubEmulator, redis_server: str, mode: str
