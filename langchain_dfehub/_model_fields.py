@@ -1,14 +1,16 @@
-"""`ChatDfeHub`'s settings: its fields, their validation, copies and pickles.
+"""`ChatDfeHub`'s settings: its fields and their validation.
 
 A pydantic base class rather than a mixin, since pydantic reads fields only
-from models. `ChatDfeHub` (in `chat_models`) adds LangChain's surface on top;
-its class, and so its `lc` path and pickles, stay in `chat_models`. What the
+from models. `_saving` adds how a model is copied, pickled and saved;
+`ChatDfeHub` (in `chat_models`) adds LangChain's surface on top, and its
+class, and so its `lc` path and pickles, stay in `chat_models`. What the
 fields mean for a request is `_request_builder`'s business.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -38,10 +40,8 @@ from langchain_dfehub._settings import (
     check_json_numbers,
     check_key,
     check_timeout,
-    header_variable,
     hide_credential_headers,
     is_credential_header,
-    proxy_with_credentials_from_environment,
     split_credentials,
 )
 from langchain_dfehub._transport import SyncTransport
@@ -56,11 +56,18 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "https://chat.dfehub.com/api/openai/v1"
 DEFAULT_MODEL = "gpt-3.5-turbo"
 
-# Marks a pickled model whose credentials were left out (see `__getstate__`).
-_CREDENTIALS_LEFT_OUT = "__dfehub_credentials_left_out__"
-# The names of credential headers left out of a pickle, read back from
-# their variables (see `header_variable`).
-_HEADERS_LEFT_OUT = "__dfehub_headers_left_out__"
+_ASYNC_SETUP = threading.Lock()
+
+
+def _fresh_async_setup_lock() -> None:
+    # A fork while another thread held the lock would leave the child's copy
+    # held for ever, and its first async call waiting on it.
+    global _ASYNC_SETUP
+    _ASYNC_SETUP = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_fresh_async_setup_lock)
 
 
 class ChatDfeHubFields(BaseChatModel):
@@ -335,78 +342,6 @@ class ChatDfeHubFields(BaseChatModel):
                 self.gate = bare
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        """A deep copy that shares the user's own HTTP clients.
-
-        A client is the user's, with its sockets, locks and event loop: it
-        cannot be copied (deep-copying one raises), and two of them would
-        need closing twice. `copy.copy` and `model_copy` share them too.
-        """
-        memo = {} if memo is None else memo
-        for client in (self.http_client, self.http_async_client):
-            if client is not None:
-                memo[id(client)] = client  # "already copied": as itself
-        return super().__deepcopy__(memo)
-
-    def __getstate__(self) -> dict[Any, Any]:
-        """Pickle without credentials, which must not travel in clear.
-
-        The key and the credentials of base_url and proxy are left out; the
-        unpickled model reads them from `DFEHUB_API_KEY`, `DFEHUB_BASE_URL`
-        and the proxy variables again. A user's own HTTP clients belong to
-        this process and are left out too.
-        """
-        state = super().__getstate__()
-        fields = dict(state["__dict__"])
-        private = dict(state.get("__pydantic_private__") or {})
-        left_out = (
-            fields.get("api_key") is not None
-            or private.get("_url_credentials") is not None
-            or private.get("_proxy_url") is not None
-            or private.get("_gate_url") is not None
-        )
-        hidden = self._credential_headers()
-        if hidden:
-            fields["default_headers"] = {
-                name: value
-                for name, value in (self.default_headers or {}).items()
-                if name not in hidden
-            }
-        fields.update(api_key=None, http_client=None, http_async_client=None)
-        private.update(_url_credentials=None, _proxy_url=None, _gate_url=None)
-        return {
-            **state,
-            "__dict__": fields,
-            "__pydantic_private__": private,
-            _CREDENTIALS_LEFT_OUT: left_out,
-            _HEADERS_LEFT_OUT: hidden,
-        }
-
-    def __setstate__(self, state: dict[Any, Any]) -> None:
-        """Unpickle, reading left-out credentials from the environment."""
-        state = dict(state)
-        left_out = state.pop(_CREDENTIALS_LEFT_OUT, False)
-        headers_left_out = state.pop(_HEADERS_LEFT_OUT, [])
-        super().__setstate__(state)
-        for name in headers_left_out:
-            value = os.environ.get(header_variable(name))
-            if value:
-                headers = dict(self.default_headers or {})
-                headers[name] = SecretStr(value)
-                self.__dict__["default_headers"] = headers
-        if left_out:
-            key = secret_from_env("DFEHUB_API_KEY", default=None)()
-            self.__dict__["api_key"] = key
-            bare, credentials = split_credentials(os.environ.get("DFEHUB_BASE_URL", ""))
-            if credentials is not None and bare == self.base_url:
-                self._url_credentials = SecretStr(credentials)
-            proxy = proxy_with_credentials_from_environment(self.proxy)
-            if proxy is not None:
-                self._proxy_url = SecretStr(proxy)
-            gate = os.environ.get("DFEHUB_GATE_URL", "")
-            if gate and self.gate is not None and without_password(gate) == self.gate:
-                self._gate_url = SecretStr(gate)
-
     @model_validator(mode="before")
     @classmethod
     def _collect_extra_fields(cls, values: Any) -> Any:
@@ -427,6 +362,23 @@ class ChatDfeHubFields(BaseChatModel):
             msg = "n must be 1 with streaming=True: a stream delivers one message."
             raise ValueError(msg)
         return self
+
+    @property
+    def _transport(self) -> SyncTransport:
+        return self._sync_transport
+
+    @property
+    def _atransport(self) -> AsyncTransport:
+        transport = self._async_transport
+        if transport is None:
+            # Imported on first async use: httpx is not needed before.
+            from langchain_dfehub._async_transport import AsyncTransport
+
+            with _ASYNC_SETUP:  # one transport, even if two threads race here
+                if self._async_transport is None:
+                    self._async_transport = AsyncTransport()
+                transport = self._async_transport
+        return transport
 
     def _credential_headers(self) -> list[str]:
         headers = self.default_headers or {}

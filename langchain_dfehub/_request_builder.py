@@ -9,8 +9,8 @@ of `fetch_profile` is built here too, from the same settings.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from langchain_dfehub._arguments import (
     CALL_SETTINGS,
@@ -23,7 +23,6 @@ from langchain_dfehub._connection import Connection, warn_unverified
 from langchain_dfehub._gate import gate_for
 from langchain_dfehub._messages import messages_to_dicts
 from langchain_dfehub._retry import RetryPolicy
-from langchain_dfehub._server_profile import cache_key, models_url, profile_from_reply
 from langchain_dfehub._settings import (
     CallSettings,
     authorization,
@@ -39,7 +38,6 @@ from langchain_dfehub._urls import chat_completions_url
 from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
-    from langchain_core.language_models.model_profile import ModelProfile
     from langchain_core.messages import BaseMessage
 
     from langchain_dfehub._model_fields import ChatDfeHubFields
@@ -185,43 +183,3 @@ def json_body(body: dict[str, Any]) -> bytes:
         )
         raise ValueError(msg) from None
     return text.encode()
-
-
-class ProfileRequest(NamedTuple):
-    """`GET {base_url}/models` as `fetch_profile` sends it, and its cache key."""
-
-    url: str
-    key: tuple[str, str, str]
-    headers: dict[str, str]
-    timeout: tuple[float | None, float | None]
-    connection: Connection
-
-
-def profile_request(model: ChatDfeHubFields) -> ProfileRequest:
-    """The request that asks the server for the model's profile."""
-    url = models_url(model.base_url)
-    header, secret = authorization(model.api_key, model._url_credentials)
-    headers = request_headers(model, stream=False, authorization=header)
-    del headers["Content-Type"]  # a GET has no body
-    connect, read = (
-        model.timeout if isinstance(model.timeout, tuple) else (model.timeout,) * 2
-    )
-    key = cache_key(url, model.model, secret)
-    return ProfileRequest(
-        url, key, headers, (connect, read), connection_settings(model)
-    )
-
-
-def read_profile(
-    model: ChatDfeHubFields, status: int, headers: Mapping[str, str], body: bytes
-) -> ModelProfile:
-    """The profile in the server's answer to `profile_request`."""
-    _, secret = authorization(model.api_key, model._url_credentials)
-    return profile_from_reply(
-        status,
-        headers,
-        body,
-        url=models_url(model.base_url),
-        model=model.model,
-        secret=secret,
-    )

@@ -172,6 +172,30 @@ def tool_choice_to_wire(
     raise ValueError(msg)
 
 
+def tool_fields(
+    tools: Sequence[ToolLike],
+    tool_choice: dict[str, Any] | str | bool | None,
+    strict: bool | None,
+    parallel_tool_calls: bool | None,
+    response_format: dict[str, Any] | type | None,
+) -> dict[str, Any]:
+    """The request fields that `bind_tools` binds, in the wire format."""
+    fields: dict[str, Any] = {}
+    if response_format is not None:
+        if strict is None:
+            strict = True  # OpenAI requires strict tools beside a schema
+        fields["response_format"] = response_format_to_wire(response_format, strict)
+    wire_tools = tools_to_wire(tools, strict=strict)
+    choice = tool_choice_to_wire(tool_choice, wire_tools)
+    if choice is not None:
+        fields["tool_choice"] = choice
+    if parallel_tool_calls is not None:
+        fields["parallel_tool_calls"] = parallel_tool_calls
+    if wire_tools:  # OpenAI refuses an empty `tools` list
+        fields["tools"] = wire_tools
+    return fields
+
+
 def _force(name: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name}}
 

@@ -1,17 +1,17 @@
 """`ChatDfeHub`: the DfeHub chat service as a LangChain chat model.
 
 The class wires LangChain's chat-model surface and nothing more. Its fields
-and their validation live in `_model_fields`, the building of a request in
-`_request_builder`, and LangChain's result types in `_results`; message
-conversion in `_messages`, tools and structured output in `_tools`, the HTTP
-exchange in `_transport` (requests) and `_async_transport` (httpx), and the
-decisions about a reply in `_stream_state`.
+and their validation live in `_model_fields`, its copies, pickles and `dumpd`
+in `_saving`, the building of a request in `_request_builder`, what tracers
+read in `_tracing`, and LangChain's result types in `_results`; message
+conversion in `_messages`, tools and structured output in `_tools`, the
+server's profile in `_profile_lookup`, the HTTP exchange in `_transport`
+(requests) and `_async_transport` (httpx), and the decisions about a reply
+in `_stream_state`.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,30 +24,17 @@ from langchain_core.language_models.chat_models import (
     agenerate_from_stream,
     generate_from_stream,
 )
-from langchain_core.load.serializable import (
-    SerializedConstructor,
-    SerializedNotImplemented,
-)
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 
 from langchain_dfehub._gate import GateState, gate_for
-from langchain_dfehub._llm_output import combine_llm_outputs
-from langchain_dfehub._model_fields import (
-    DEFAULT_BASE_URL,
-    DEFAULT_MODEL,
-    ChatDfeHubFields,
-)
+from langchain_dfehub._model_fields import DEFAULT_BASE_URL, DEFAULT_MODEL
+from langchain_dfehub._profile_lookup import afetch_profile, fetch_profile
 from langchain_dfehub._profiles import default_profile
-from langchain_dfehub._request_builder import (
-    SAMPLING_FIELDS,
-    build_request,
-    profile_request,
-    read_profile,
-)
+from langchain_dfehub._request_builder import build_request
 from langchain_dfehub._results import chat_result, generation_chunk
-from langchain_dfehub._server_profile import afetch, cached, fetch, remember
+from langchain_dfehub._saving import SavedChatDfeHub
 from langchain_dfehub._settings import authorization
 from langchain_dfehub._stream_state import Request
 from langchain_dfehub._structured_output import structured_output
@@ -56,33 +43,20 @@ from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
     default_method,
-    response_format_to_wire,
-    tool_choice_to_wire,
-    tools_to_wire,
+    tool_fields,
 )
-from langchain_dfehub._transport import SyncTransport
-from langchain_dfehub._urls import chat_completions_url, display_url
+from langchain_dfehub._tracing import (
+    combine_llm_outputs,
+    identifying_params,
+    langsmith_params,
+)
+from langchain_dfehub._urls import chat_completions_url
 
 if TYPE_CHECKING:
     from langchain_core.language_models.model_profile import ModelProfile
 
-    from langchain_dfehub._async_transport import AsyncTransport
 
-_ASYNC_SETUP = threading.Lock()
-
-
-def _fresh_async_setup_lock() -> None:
-    # A fork while another thread held the lock would leave the child's copy
-    # held for ever, and its first async call waiting on it.
-    global _ASYNC_SETUP
-    _ASYNC_SETUP = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(after_in_child=_fresh_async_setup_lock)
-
-
-class ChatDfeHub(ChatDfeHubFields):
+class ChatDfeHub(SavedChatDfeHub):
     """Chat model for the DfeHub chat service or any OpenAI-compatible server.
 
     Setup:
@@ -187,13 +161,11 @@ class ChatDfeHub(ChatDfeHubFields):
         print(answer.response_metadata["finish_reason"])  # stop
         ```
 
-    Throttling: when the service answers with its `detail` text ("... Expected
-    available in 3.5 seconds."), every call to that service waits as long as
-    the text says at one shared gate, then tries again; a throttle is not a
-    failed attempt, so it is bounded by time (`max_retry_wait` for one wait,
-    `throttle_budget` for all of a call's), not by `max_retries`, which
-    bounds retries after errors. Once text has reached the caller, a failure
-    is raised, never retried, so no text is delivered twice.
+    Throttling: a throttled call waits as long as the service's `detail`
+    text says, at one gate shared by every call to that service, within
+    `max_retry_wait` and `throttle_budget` (see the guide's page "Throttling,
+    retries and errors").
+    Once text has reached the caller, a failure is raised, never retried.
     """
 
     # --- LangChain identity ---------------------------------------------------
@@ -204,34 +176,12 @@ class ChatDfeHub(ChatDfeHubFields):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": self.model,
-            "base_url": display_url(self.base_url),
-        }
-        for name in (*SAMPLING_FIELDS, "stop"):
-            value = getattr(self, name)
-            if value is not None:
-                params[name] = value
-        return params
+        return identifying_params(self)
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> LangSmithParams:
-        params = LangSmithParams(
-            ls_provider="dfehub",
-            ls_model_name=kwargs.get("model") or self.model,
-            ls_model_type="chat",
-        )
-        temperature = kwargs.get("temperature", self.temperature)
-        if temperature is not None:
-            params["ls_temperature"] = temperature
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        if max_tokens is not None:
-            params["ls_max_tokens"] = max_tokens
-        stop = stop or self.stop
-        if stop:
-            params["ls_stop"] = stop
-        return params
+        return langsmith_params(self, stop, kwargs)
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """The known profile of `model`'s family (see `_profiles`), if any."""
@@ -251,58 +201,11 @@ class ChatDfeHub(ChatDfeHubFields):
             DfeHubError: (a subclass) when the server cannot be reached or
                 answers with an error or something other than a model list.
         """
-        ask = profile_request(self)
-        profile = None if refresh else cached(ask.key)
-        if profile is None:
-            session = self._transport.session(ask.connection)
-            reply = fetch(session, ask.connection, ask.url, ask.headers, ask.timeout)
-            profile = remember(ask.key, read_profile(self, *reply))
-        self.profile = profile
-        return profile
+        return fetch_profile(self, refresh=refresh)
 
     async def afetch_profile(self, *, refresh: bool = False) -> ModelProfile:
         """`fetch_profile` on the async path (httpx)."""
-        ask = profile_request(self)
-        profile = None if refresh else cached(ask.key)
-        if profile is None:
-            reply = await afetch(ask.connection, ask.url, ask.headers, ask.timeout)
-            profile = remember(ask.key, read_profile(self, *reply))
-        self.profile = profile
-        return profile
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """The model can be saved with `dumpd` and loaded back (keys excluded)."""
-        return True
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """Where `load` finds this class."""
-        return ["langchain_dfehub", "chat_models"]
-
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        """The key is stored as a reference to its environment variable."""
-        return {"api_key": "DFEHUB_API_KEY"}
-
-    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
-        """The model as `dumpd` saves it, without credential headers.
-
-        LangChain's secret references name top-level arguments only (one
-        inside `default_headers` would be saved as data), so a credential
-        header is left out, as a pickle leaves it out; give it to the loaded
-        model again.
-        """
-        saved = super().to_json()
-        hidden = self._credential_headers()
-        kwargs = saved.get("kwargs")
-        if hidden and isinstance(kwargs, dict) and kwargs.get("default_headers"):
-            kwargs["default_headers"] = {
-                name: value
-                for name, value in kwargs["default_headers"].items()
-                if name not in hidden
-            }
-        return saved
+        return await afetch_profile(self, refresh=refresh)
 
     def _request(
         self,
@@ -313,23 +216,6 @@ class ChatDfeHub(ChatDfeHubFields):
         **kwargs: Any,
     ) -> Request:
         return build_request(self, messages, stop, stream=stream, **kwargs)
-
-    @property
-    def _transport(self) -> SyncTransport:
-        return self._sync_transport
-
-    @property
-    def _atransport(self) -> AsyncTransport:
-        transport = self._async_transport
-        if transport is None:
-            # Imported on first async use: httpx is not needed before.
-            from langchain_dfehub._async_transport import AsyncTransport
-
-            with _ASYNC_SETUP:  # one transport, even if two threads race here
-                if self._async_transport is None:
-                    self._async_transport = AsyncTransport()
-                transport = self._async_transport
-        return transport
 
     @property
     def throttle_state(self) -> GateState:
@@ -467,19 +353,10 @@ class ChatDfeHub(ChatDfeHubFields):
                 it, tools default to `strict=True`, as OpenAI requires.
             **kwargs: More request fields to bind.
         """
-        if response_format is not None:
-            if strict is None:
-                strict = True
-            kwargs["response_format"] = response_format_to_wire(response_format, strict)
-        wire_tools = tools_to_wire(tools, strict=strict)
-        choice = tool_choice_to_wire(tool_choice, wire_tools)
-        if choice is not None:
-            kwargs["tool_choice"] = choice
-        if parallel_tool_calls is not None:
-            kwargs["parallel_tool_calls"] = parallel_tool_calls
-        if wire_tools:  # OpenAI refuses an empty `tools` list
-            kwargs["tools"] = wire_tools
-        return super().bind(**kwargs)
+        fields = tool_fields(
+            tools, tool_choice, strict, parallel_tool_calls, response_format
+        )
+        return super().bind(**{**kwargs, **fields})
 
     def with_structured_output(
         self,

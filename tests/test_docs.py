@@ -192,6 +192,19 @@ def test_the_guide_index_lists_every_page_and_the_readme_links_each() -> None:
     assert pages <= readme
 
 
+def test_the_module_table_names_every_module_and_no_other() -> None:
+    package = ROOT / "langchain_dfehub"
+    modules = {
+        path.name + ("/" if path.is_dir() else "")
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.name != "__init__.py")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    table = re.findall(r"^\| (`.+?`) \|", _prose(DOCS / "development.md"), re.M)
+    named = {name for row in table for name in re.findall(r"`([\w/.]+)`", row)}
+    assert named - {"Module"} == modules
+
+
 @pytest.mark.parametrize(
     "page",
     [page for page in PAGES if re.search(r"^- \[.+?\]\(#", _prose(page), re.M)],

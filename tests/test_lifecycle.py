@@ -30,7 +30,7 @@ from hostile_server import (
 )
 from model_calls import EVERY_MODE
 
-from langchain_dfehub import ChatDfeHub, DfeHubProtocolError, chat_models
+from langchain_dfehub import ChatDfeHub, DfeHubProtocolError, _model_fields
 from langchain_dfehub.testing import DfeHubEmulator
 
 RUNS = 100
@@ -204,7 +204,7 @@ def test_a_fork_while_another_thread_holds_a_setup_lock_does_not_hang_the_child(
     # A model that has not been called: the child's first call takes the
     # locks that build its connection settings and async transport.
     fresh = model.model_copy(update={"timeout": CHILD_READ_TIMEOUT})
-    locks = [chat_models._ASYNC_SETUP, fresh._connections._lock]
+    locks = [_model_fields._ASYNC_SETUP, fresh._connections._lock]
     for lock in locks:
         lock.acquire()
     try:
