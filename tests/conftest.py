@@ -85,7 +85,22 @@ def redis_server() -> Iterator[str]:
     if reason is not None:
         pytest.skip(f"Redis tests skipped: {reason}")
     with running_redis() as url:
-        yield url
+        yield with_test_timeouts(url)
+
+
+def with_test_timeouts(url: str) -> str:
+    """The URL with socket timeouts for a busy test machine.
+
+    A local redis-server on a loaded machine can stall past the store's
+    0.25 s default, and the store then falls back to the process's gate in
+    the middle of a scenario; the tests prove the gate's decisions on Redis,
+    so they give it the time a far Redis would get, the way a user would: in
+    the URL. The fallback tests use servers of their own.
+    """
+    if "socket_timeout=" in url:
+        return url
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}socket_timeout=2&socket_connect_timeout=2"
 
 
 def _needs_redis(item: pytest.Item) -> bool:

@@ -200,6 +200,32 @@ def test_a_redis_that_never_answers_sends_calls_to_the_process_gate_with_one_war
     assert (state.store, state.admitted) == ("memory", 12)
 
 
+@pytest.mark.parametrize(
+    ("query", "seconds"),
+    [("", 0.25), ("?socket_timeout=1.5&socket_connect_timeout=1.5", 1.5)],
+)
+def test_a_redis_url_may_give_the_store_more_time(
+    redis_server: str, query: str, seconds: float
+) -> None:
+    from langchain_dfehub._gate._redis import RedisStore
+
+    store = RedisStore(redis_server.split("?")[0] + query)
+    store._connect()
+    clients = [store._client]
+
+    async def async_client() -> Any:
+        client = store._aconnect().registered_client
+        await client.aclose()
+        return client
+
+    clients.append(asyncio.run(async_client()))
+    for client in clients:
+        options = client.connection_pool.connection_kwargs
+        assert options["socket_timeout"] == seconds
+        assert options["socket_connect_timeout"] == seconds
+    store._client.close()
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_sqlite_file_that_cannot_be_opened_falls_back_alike(
     dfehub_emulator: DfeHubEmulator,
@@ -270,8 +296,11 @@ def test_async_calls_cancelled_while_a_locked_file_decides_give_their_places_bac
         finally:
             holder.execute("ROLLBACK")
         # The twelve decisions end in their threads now, each granting a
-        # paced place; the loop runs on while they hand them back.
-        await asyncio.sleep(0.5)
+        # paced place; the loop runs on until they have handed them back.
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if asyncio.all_tasks() == {asyncio.current_task()}:
+                break
         timed_out = sum(isinstance(r, asyncio.TimeoutError) for r in results)
         patient = ChatDfeHub(
             base_url=service.base_url, gate=sqlite_gate, max_retry_wait=0.5

@@ -99,6 +99,7 @@ def test_calls_refused_by_a_bound_take_no_place_at_the_gate(
 
     # The service is idle again: a call that may wait one paced interval
     # goes, instead of queuing behind forty places nobody uses.
+    wait_out_any_closing(hurried)
     patient = ChatDfeHub(base_url=service.base_url, max_retry_wait=0.5)
     assert invoke(patient, mode, "after the hurry") == "after the hurry"
     assert patient.throttle_state.closed_for == 0.0
