@@ -41,7 +41,7 @@ class ChunkFraming:
     was cut, not broken.
     """
 
-    __slots__ = ("_line", "_left", "_state", "_trailer_size", "problem")
+    __slots__ = ("_left", "_line", "_state", "_trailer_size", "problem")
 
     def __init__(self) -> None:
         self._state = _SIZE

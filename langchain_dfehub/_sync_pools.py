@@ -104,7 +104,7 @@ class FinalResponse(http.client.HTTPResponse):
             self._close_conn()
             raise BrokenReply(problem)
         if self.chunked:
-            self.fp = CheckedBody(self.fp)
+            self.fp = CheckedBody(self.fp)  # type: ignore[assignment]
 
     def ends_here(self) -> bool:
         """Whether the body's end is read, or received and waiting to be.

@@ -354,7 +354,9 @@ BROKEN_FRAMING = [
         id="trailer-line-of-100KiB",
     ),
     BROKEN(
-        chunked_body(trailed(*[b"X-Trailer-%d: " % i + b"a" * 1000 for i in range(70)])),
+        chunked_body(
+            trailed(*[b"X-Trailer-%d: " % i + b"a" * 1000 for i in range(70)])
+        ),
         id="trailer-over-64KiB",
     ),
     BROKEN(
@@ -372,7 +374,7 @@ def test_broken_chunk_framing_is_a_protocol_error_never_retried(
     server = hostile_server(reply)
     model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=2)
 
-    with pytest.raises(DfeHubProtocolError, match="not valid HTTP/1.1") as caught:
+    with pytest.raises(DfeHubProtocolError, match=r"not valid HTTP/1\.1") as caught:
         call(model, mode, streaming)
 
     assert not caught.value.retryable
@@ -434,8 +436,10 @@ GOOD_FRAMING = [
     pytest.param(sized(b"%x \t"), id="whitespace-after-size"),
     pytest.param(trailed(b"X-Checksum: abc", b"X-Other:1"), id="trailer"),
     pytest.param(
-        lambda body: b"".join(chunked(body[i : i + 7]) for i in range(0, len(body), 7))
-        + LAST_CHUNK,
+        lambda body: (
+            b"".join(chunked(body[i : i + 7]) for i in range(0, len(body), 7))
+            + LAST_CHUNK
+        ),
         id="many-small-chunks",
     ),
 ]
