@@ -5,7 +5,8 @@ before the reply: a `102 Processing` or `103 Early Hints` is taken as the
 final reply, with an empty body, and the connection goes back to the pool
 with the real reply unread, for the next call to receive. Our connections
 read replies with `FinalResponse`, which skips every interim reply, refuses
-the broken heads that the async path's h11 refuses (`head_problem`), and hands
+the broken heads that the async path's h11 refuses (`head_problem`), has a
+chunked body's framing checked as urllib3 reads it (`_chunk_framing`), and hands
 its socket to the call's deadline watch (see `_watchdog`) before the status
 line is read, so that a server trickling its headers is cut at the deadline.
 
