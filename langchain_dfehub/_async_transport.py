@@ -26,9 +26,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 
 from langchain_dfehub import _fork
+from langchain_dfehub._chunk_framing import ChunkFraming
 from langchain_dfehub._connection import Connection, cookie_jar
 from langchain_dfehub._errors import (
     DfeHubError,
@@ -340,6 +342,10 @@ async def _raise_for_status(response: httpx.Response, request: Request) -> None:
         await response.aclose()
         # As the sync path's `FinalResponse` refuses it, and words it.
         raise httpx.RemoteProtocolError(problem)
+    problem = _check_framing(response)
+    if problem is not None:
+        await response.aclose()
+        raise httpx.RemoteProtocolError(problem)
     if response.status_code < 300:
         return
     body = b""
@@ -357,6 +363,45 @@ async def _raise_for_status(response: httpx.Response, request: Request) -> None:
         url=display_url(request.url),
         secret=request.secret,
     )
+
+
+def _check_framing(response: httpx.Response) -> str | None:
+    """Have a chunked body's framing checked as h11 receives it (`_chunk_framing`).
+
+    What h11 has received past the head is checked now (the problem, if it
+    shows one, is returned); what the connection receives later is checked
+    as it is read, until the body's end. No h11 connection within reach
+    (another HTTP client's stream): h11's own checks only.
+    """
+    if response.headers.get("transfer-encoding", "").strip().lower() != "chunked":
+        return None
+    stream = response.extensions.get("network_stream")
+    try:
+        body: Any = response.stream
+        core = body._stream._httpcore_stream._stream
+        received, _ = core._connection._h11_state.trailing_data
+    except AttributeError:
+        return None
+    if stream is None or not hasattr(stream, "read"):
+        return None
+    framing = ChunkFraming()
+    problem = framing.feed(bytes(received))
+    if problem is not None or framing.complete:
+        return problem
+    original = stream.read
+
+    async def read(max_bytes: int, timeout: float | None = None) -> bytes:
+        data: bytes = await original(max_bytes, timeout)
+        problem = framing.feed(data)
+        if problem is not None or framing.complete:
+            # Judged: the connection may serve another reply, unchecked by this.
+            del stream.read
+        if problem is not None:
+            raise httpcore.RemoteProtocolError(problem)
+        return data
+
+    stream.read = read
+    return None
 
 
 def _network_error(exc: httpx.HTTPError, request: Request) -> DfeHubError:
@@ -380,7 +425,11 @@ def _network_error(exc: httpx.HTTPError, request: Request) -> DfeHubError:
 
 # How httpcore and h11 say the connection ended before the reply did; their
 # other protocol errors are the reply breaking HTTP.
-_EARLY_END = ("peer closed connection", "server disconnected")
+_EARLY_END = (
+    "peer closed connection",
+    "peer unexpectedly closed connection",
+    "server disconnected",
+)
 
 
 def _ended_early(exc: httpx.RemoteProtocolError) -> bool:

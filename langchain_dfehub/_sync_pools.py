@@ -5,7 +5,8 @@ before the reply: a `102 Processing` or `103 Early Hints` is taken as the
 final reply, with an empty body, and the connection goes back to the pool
 with the real reply unread, for the next call to receive. Our connections
 read replies with `FinalResponse`, which skips every interim reply, refuses
-the broken heads that the async path's h11 refuses (`head_problem`), and hands
+the broken heads that the async path's h11 refuses (`head_problem`), has a
+chunked body's framing checked as urllib3 reads it (`_chunk_framing`), and hands
 its socket to the call's deadline watch (see `_watchdog`) before the status
 line is read, so that a server trickling its headers is cut at the deadline.
 
@@ -28,6 +29,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
+from langchain_dfehub._chunk_framing import ChunkFraming
 from langchain_dfehub._stream_state import head_problem
 from langchain_dfehub._watchdog import WATCHDOG, Watch
 
@@ -102,6 +104,8 @@ class FinalResponse(http.client.HTTPResponse):
         if problem is not None:
             self._close_conn()
             raise BrokenReply(problem)
+        if self.chunked:
+            self.fp = CheckedBody(self.fp)  # type: ignore[assignment]
 
     def ends_here(self) -> bool:
         """Whether the body's end is read, or received and waiting to be.
@@ -132,6 +136,51 @@ class FinalResponse(http.client.HTTPResponse):
             WATCHDOG.detach(self._watch)
             self._watch = None
         super()._close_conn()  # type: ignore[misc]
+
+
+class CheckedBody:
+    """A reply's file, whose chunked body `ChunkFraming` checks as it is read.
+
+    urllib3 reads the chunk framing through `readline` and `read`; the checks
+    see the same bytes first, so a framing urllib3 would take leniently is
+    refused as the async path refuses it. A body that ends before its last
+    chunk was cut (`IncompleteRead`), not broken.
+    """
+
+    def __init__(self, fp: Any) -> None:
+        self._fp = fp
+        self._framing = ChunkFraming()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)  # peek, close, flush...: unchecked
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._fp.readline(limit)
+        self._check(line, ended=not line.endswith(b"\n") and len(line) != limit)
+        return line
+
+    def read(self, size: int | None = -1) -> bytes:
+        data: bytes = self._fp.read(size)
+        wanted = size is not None and size >= 0
+        self._check(data, ended=not wanted or len(data) < (size or 0))
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        data: bytes = self._fp.read1(size)
+        self._check(data, ended=not data and size != 0)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count: int = self._fp.readinto(buffer)
+        self._check(bytes(memoryview(buffer)[:count]), ended=count < len(buffer))
+        return count
+
+    def _check(self, data: bytes, *, ended: bool) -> None:
+        problem = self._framing.feed(data)
+        if problem is not None:
+            raise BrokenReply(problem)
+        if ended and not self._framing.complete:
+            raise http.client.IncompleteRead(data)
 
 
 class _Connection(HTTPConnection):

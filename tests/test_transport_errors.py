@@ -19,7 +19,7 @@ import httpx
 import pytest
 import requests
 import urllib3.exceptions
-from hostile_server import answer_to, framed
+from hostile_server import LAST_CHUNK, answer_to, chunked, framed
 from model_calls import call
 
 from langchain_dfehub import (
@@ -282,26 +282,179 @@ def test_a_connection_that_ends_before_the_reply_does_is_retried(
     assert KEY not in str(caught.value)
 
 
-def chunked_reply(size_line: bytes) -> Callable[..., None]:
+# --- chunked framing: judged alike on both paths (`_chunk_framing`) ---------------
+
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def chunked_body(frame: Callable[[bytes], bytes]) -> Callable[..., None]:
+    """A chunked reply of a good answer, whose body `frame` writes.
+
+    The streamed answer has no `[DONE]`: the stream reads to the body's end,
+    through everything `frame` puts there.
+    """
+
     def reply(conn: socket.socket, request: bytes) -> None:
+        kind, body = answer_to(request)
         conn.sendall(
-            head(b"text/event-stream", b"Transfer-Encoding: chunked", b"")
-            + size_line
-            + b"\r\nhello\r\n"
+            head(kind.encode(), b"Transfer-Encoding: chunked", b"")
+            + frame(body.replace(DONE_EVENT, b""))
         )
 
     return reply
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_chunk_size_past_any_integer_is_typed(hostile_server: Any, mode: str) -> None:
-    # urllib3 raised a bare OverflowError; h11 waits for the chunk, and reads
-    # "hello" as the stream's first line.
-    server = hostile_server(chunked_reply(b"f" * 20))
-    model = ChatDfeHub(base_url=server.base_url, timeout=5, max_retries=2)
+def sized(size: bytes) -> Callable[[bytes], bytes]:
+    """The body as one chunk whose size line is `size` (`%x`: the body's length)."""
 
-    with pytest.raises(DfeHubProtocolError):
-        call(model, mode, streaming=True)
+    def frame(body: bytes) -> bytes:
+        line = size % len(body) if b"%" in size else size
+        return line + b"\r\n" + body + b"\r\n" + LAST_CHUNK
+
+    return frame
+
+
+def trailed(*lines: bytes) -> Callable[[bytes], bytes]:
+    """The body as one chunk, then the last chunk with `lines` as its trailer."""
+    return lambda body: (
+        chunked(body) + b"0\r\n" + b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+    )
+
+
+BROKEN_FRAMING = [
+    # A size no server can mean: urllib3 overflowed on it, h11 waited for it.
+    BROKEN(chunked_body(sized(b"f" * 32)), id="size-past-any-integer"),
+    BROKEN(chunked_body(sized(b"f" * 20)), id="size-of-20-digits"),
+    BROKEN(chunked_body(sized(b"f" * 16)), id="size-of-64-bits"),
+    BROKEN(chunked_body(sized(b"4000001")), id="size-past-64MiB"),
+    BROKEN(chunked_body(sized(b"0" * 17 + b"%x")), id="size-of-17-digits"),
+    # Sizes urllib3 read as Python numbers, and h11 refused.
+    BROKEN(chunked_body(sized(b"-%x")), id="negative-size"),
+    BROKEN(chunked_body(sized(b"+%x")), id="signed-size"),
+    BROKEN(chunked_body(sized(b" %x")), id="space-before-size"),
+    BROKEN(chunked_body(sized(b"0x%x")), id="0x-size"),
+    BROKEN(chunked_body(sized(b"%x_0")), id="underscore-in-size"),
+    BROKEN(chunked_body(sized(b"%x\n")), id="size-line-ended-by-lf"),
+    BROKEN(
+        chunked_body(sized(b"%x;ext=" + KEY.encode() * 3000)),
+        id="extension-over-64KiB",
+    ),
+    # urllib3 skipped the two bytes after a chunk's data, whatever they were.
+    BROKEN(
+        chunked_body(lambda body: chunked(body)[:-2] + LAST_CHUNK),
+        id="no-crlf-after-chunk-data",
+    ),
+    BROKEN(
+        chunked_body(lambda body: chunked(body)[:-2] + b"XX" + LAST_CHUNK),
+        id="other-bytes-after-chunk-data",
+    ),
+    # urllib3 read trailer lines up to 64 KiB each, h11 up to its buffer's.
+    BROKEN(
+        chunked_body(trailed(b"X-Trailer: " + b"a" * 100 * 1024)),
+        id="trailer-line-of-100KiB",
+    ),
+    BROKEN(
+        chunked_body(
+            trailed(*[b"X-Trailer-%d: " % i + b"a" * 1000 for i in range(70)])
+        ),
+        id="trailer-over-64KiB",
+    ),
+    BROKEN(
+        chunked_body(trailed(b"no trailer " + KEY.encode())), id="trailer-not-a-header"
+    ),
+]
+
+
+@pytest.mark.parametrize("reply", BROKEN_FRAMING)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_broken_chunk_framing_is_a_protocol_error_never_retried(
+    hostile_server: Any, reply: Any, mode: str, streaming: bool
+) -> None:
+    server = hostile_server(reply)
+    model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=2)
+
+    with pytest.raises(DfeHubProtocolError, match=r"not valid HTTP/1\.1") as caught:
+        call(model, mode, streaming)
+
+    assert not caught.value.retryable
+    assert len(server.requests) == 1
+    assert KEY not in str(caught.value)
+    assert KEY not in repr(caught.value)
+    assert KEY not in repr(caught.value.args)
+
+
+# Each cut before any of the answer is in.
+CUT_FRAMING = [
+    pytest.param(
+        lambda body: b"%x\r\n" % (len(body) + 50) + body[:10], id="ends-mid-chunk"
+    ),
+    pytest.param(lambda body: chunked(body[:10]), id="ends-after-a-chunk"),
+    pytest.param(lambda body: chunked(body[:10]) + b"1", id="ends-mid-size-line"),
+    pytest.param(lambda body: chunked(body[:10])[:-1], id="ends-mid-crlf"),
+    pytest.param(lambda body: chunked(body) + b"0\r\n", id="ends-before-final-crlf"),
+    pytest.param(
+        lambda body: chunked(body) + b"0\r\nX-Trailer: 1\r\n", id="ends-mid-trailer"
+    ),
+]
+# Cut after the whole answer's data: a stream has delivered its text, and
+# must not be retried (the caller would get it twice).
+AFTER_THE_ANSWER = ("ends-before-final-crlf", "ends-mid-trailer")
+
+
+@pytest.mark.parametrize("frame", CUT_FRAMING)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_a_chunked_body_cut_short_is_retried_until_the_answer_started(
+    hostile_server: Any,
+    frame: Any,
+    mode: str,
+    streaming: bool,
+    request: pytest.FixtureRequest,
+) -> None:
+    server = hostile_server(chunked_body(frame))
+    model = ChatDfeHub(
+        base_url=server.base_url, api_key=KEY, timeout=5, max_retries=1
+    ).model_copy(update={"max_retry_wait": 0})
+
+    with pytest.raises(DfeHubConnectionError, match="was cut") as caught:
+        call(model, mode, streaming)
+
+    retried = not (streaming and request.node.callspec.id.endswith(AFTER_THE_ANSWER))
+    assert caught.value.retryable is retried
+    assert len(server.requests) == (2 if retried else 1)
+    assert KEY not in str(caught.value)
+    assert KEY not in repr(caught.value)
+
+
+GOOD_FRAMING = [
+    pytest.param(sized(b"%x;name=value"), id="short-extension"),
+    pytest.param(sized(b'%x;a;b="quoted ; text"'), id="extensions"),
+    pytest.param(sized(b"%x;ext=" + b"e" * 60000), id="extension-under-64KiB"),
+    pytest.param(sized(b"%X"), id="upper-case-size"),
+    pytest.param(sized(b"000%x"), id="leading-zeros"),
+    pytest.param(sized(b"%x \t"), id="whitespace-after-size"),
+    pytest.param(trailed(b"X-Checksum: abc", b"X-Other:1"), id="trailer"),
+    pytest.param(
+        lambda body: (
+            b"".join(chunked(body[i : i + 7]) for i in range(0, len(body), 7))
+            + LAST_CHUNK
+        ),
+        id="many-small-chunks",
+    ),
+]
+
+
+@pytest.mark.parametrize("frame", GOOD_FRAMING)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
+def test_chunk_framing_the_rfc_allows_is_read_alike(
+    hostile_server: Any, frame: Any, mode: str, streaming: bool
+) -> None:
+    server = hostile_server(chunked_body(frame))
+    model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=2)
+
+    assert call(model, mode, streaming) == "hi"
     assert len(server.requests) == 1
 
 
