@@ -12,6 +12,7 @@ from typing import Any
 
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from langchain_dfehub._chunk_objects import generation
 from langchain_dfehub._messages import chunk_to_message, response_to_messages
 
 
@@ -45,7 +46,5 @@ def generation_chunk(data: Mapping[str, Any], v1: bool) -> ChatGenerationChunk:
         # will be merged by index.
         message.response_metadata["output_version"] = "v1"
     if finish_reason is None:
-        return ChatGenerationChunk(message=message)
-    return ChatGenerationChunk(
-        message=message, generation_info={"finish_reason": finish_reason}
-    )
+        return generation(message)
+    return generation(message, {"finish_reason": finish_reason})
