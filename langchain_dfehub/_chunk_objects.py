@@ -38,6 +38,8 @@ _MESSAGE_DICTS = ("additional_kwargs", "response_metadata")
 _GENERATION_STATE: dict[str, Any] = dict(
     ChatGenerationChunk(message=AIMessageChunk(content="")).__dict__
 )
+# The type of a message's `text` (langchain-core's `TextAccessor`, a `str`).
+_TEXT = type(AIMessageChunk(content="").text)
 
 
 def _fits(
@@ -54,9 +56,19 @@ def _fits(
     )
 
 
-FAST = _fits(
-    AIMessageChunk, _MESSAGE_STATE, (*_MESSAGE_LISTS, *_MESSAGE_DICTS)
-) and _fits(ChatGenerationChunk, _GENERATION_STATE, ())
+def _text_is_plain() -> bool:
+    """Whether a message's `text` is its string content, as `_TEXT` makes it."""
+    probe = AIMessageChunk(content="probe")
+    return (
+        type(probe.text) is _TEXT and probe.text == "probe" and issubclass(_TEXT, str)
+    )
+
+
+FAST = (
+    _fits(AIMessageChunk, _MESSAGE_STATE, (*_MESSAGE_LISTS, *_MESSAGE_DICTS))
+    and _fits(ChatGenerationChunk, _GENERATION_STATE, ())
+    and _text_is_plain()
+)
 
 
 def _fast_text_message(
@@ -111,6 +123,22 @@ def _fast_generation(
     return generation
 
 
+def _fast_text_generation(content: str) -> ChatGenerationChunk:
+    state = _GENERATION_STATE.copy()
+    state["message"] = _fast_text_message(content)
+    state["text"] = _TEXT(content)  # what `message.text` is for a string
+    generation: ChatGenerationChunk = _new(ChatGenerationChunk)
+    _set(generation, "__dict__", state)
+    _set(generation, "__pydantic_fields_set__", {"message", "text"})
+    _set(generation, "__pydantic_extra__", None)
+    _set(generation, "__pydantic_private__", None)
+    return generation
+
+
+def _validated_text_generation(content: str) -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=AIMessageChunk(content=content))
+
+
 def _validated_generation(
     message: AIMessageChunk, generation_info: dict[str, Any] | None = None
 ) -> ChatGenerationChunk:
@@ -123,7 +151,11 @@ text_message: Callable[..., AIMessageChunk]
 """`AIMessageChunk(content=..., response_metadata=...)`, for string content only."""
 generation: Callable[..., ChatGenerationChunk]
 """`ChatGenerationChunk(message=..., generation_info=...)`."""
+text_generation: Callable[[str], ChatGenerationChunk]
+"""`ChatGenerationChunk(message=AIMessageChunk(content=...))`: a piece of text."""
 if FAST:
     text_message, generation = _fast_text_message, _fast_generation
+    text_generation = _fast_text_generation
 else:  # pragma: no cover - a langchain-core whose objects hold other state
     text_message, generation = _validated_text_message, _validated_generation
+    text_generation = _validated_text_generation

@@ -34,7 +34,7 @@ from langchain_dfehub._errors import (
     detail_error,
     rate_limit_error,
 )
-from langchain_dfehub._reply_shape import chunk_problem, completion_problem
+from langchain_dfehub._reply_shape import chunk_problem, completion_problem, plain_text
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._sse import (
     Chunk,
@@ -190,6 +190,10 @@ def interim_reply_error(status: int, url: str) -> DfeHubProtocolError:
     )
 
 
+StreamItem = dict[str, Any] | str
+"""What a stream hands over per chunk: its dict, or the text of a plain one."""
+
+
 class ReplyStream:
     """Follows one streamed reply from its first byte to its end.
 
@@ -200,6 +204,9 @@ class ReplyStream:
 
     `feed` reads each chunk's JSON as the transport takes it (see
     `SSEDecoder.feed_texts`); the transport takes them all before `check`.
+    A chunk is handed over as its dict, or, when it carries only a piece of
+    text (`plain_text`), as that text: nearly every chunk of a stream, and
+    then nothing is checked or looked up twice.
     """
 
     __slots__ = (
@@ -230,7 +237,7 @@ class ReplyStream:
         """Whether a retry is no longer possible or no longer needed."""
         return self.answer_started or self.done or self.error is not None
 
-    def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
+    def feed(self, data: bytes) -> Iterator[StreamItem]:
         """Decode received bytes into the chunk dicts they complete, one by one."""
         if self.done or self.error is not None:
             return iter(())  # nothing after `[DONE]` or an error is in the answer
@@ -241,7 +248,7 @@ class ReplyStream:
                 return iter(())
         return self._accept(self._decoder.feed_texts(data))
 
-    def close(self) -> list[dict[str, Any]]:
+    def close(self) -> list[StreamItem]:
         """Handle a clean end of the body: a last event, or a truncated answer."""
         if self.done or self.error is not None:
             return []
@@ -268,13 +275,20 @@ class ReplyStream:
         if self.error is not None:
             raise self.error
 
-    def _accept(self, events: Iterable[Pending]) -> Iterator[dict[str, Any]]:
+    def _accept(self, events: Iterable[Pending]) -> Iterator[StreamItem]:
         # Runs once per streamed chunk: the checks of `choices[0]` are inline.
         read = self._decoder.reader
         for item in events:
             event = classify(item, read) if isinstance(item, str) else item
             if isinstance(event, Chunk):
                 data = event.data
+                text = plain_text(data)
+                if text is not None:
+                    if text:
+                        self.answer_started = True
+                        self.received_chars += len(text)
+                    yield text
+                    continue
                 problem = chunk_problem(data)
                 if problem is not None:
                     self.error = self._fail(_shape_error(problem, self._secret))

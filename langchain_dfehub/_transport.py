@@ -35,6 +35,7 @@ from langchain_dfehub._stream_state import (
     JsonReply,
     ReplyStream,
     Request,
+    StreamItem,
     enough_of_error_body,
     interim_reply_error,
 )
@@ -119,8 +120,8 @@ class SyncTransport:
             raise _network_error(exc, request) from None
         return reply.result()
 
-    def stream(self, request: Request) -> Iterator[dict[str, Any]]:
-        """Send a streaming request; yield its chunk dicts as they arrive."""
+    def stream(self, request: Request) -> Iterator[StreamItem]:
+        """Send a streaming request; yield its chunks as they arrive (`ReplyStream`)."""
         opened: tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]
         opened = None  # type: ignore[assignment]
         call = request.policy.start(request.deadline_at)
