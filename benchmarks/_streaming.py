@@ -13,6 +13,11 @@ to it is limited by the server, not by its own work.
 The async path is measured the same way with `astream`, on one event loop
 kept for the whole measurement: both HTTP models, and the floor building its
 chunks in a native `_astream`.
+
+The emulator sends each batch of events as soon as it is rendered, as a real
+server sends what it has generated; it used to render the whole answer before
+its first byte, a wait that every HTTP contender (and the wire) paid alike
+and the floor did not.
 """
 
 from __future__ import annotations

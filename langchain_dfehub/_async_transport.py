@@ -43,6 +43,7 @@ from langchain_dfehub._stream_state import (
     JsonReply,
     ReplyStream,
     Request,
+    StreamItem,
     enough_of_error_body,
     head_problem,
 )
@@ -171,8 +172,8 @@ class AsyncTransport:
             raise _network_error(exc, request) from None
         return reply.result()
 
-    async def stream(self, request: Request) -> AsyncIterator[dict[str, Any]]:
-        """Send a streaming request; yield its chunk dicts as they arrive."""
+    async def stream(self, request: Request) -> AsyncIterator[StreamItem]:
+        """Send a streaming request; yield its chunks as they arrive (`ReplyStream`)."""
         opened: tuple[
             httpx.Response, _Cutoff, AsyncIterator[bytes], ReplyStream, list[Any]
         ]

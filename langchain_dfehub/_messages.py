@@ -33,6 +33,7 @@ from langchain_core.messages.content import is_data_content_block
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 
 from langchain_dfehub import _content_blocks  # noqa: F401  (registers our blocks)
+from langchain_dfehub._chunk_objects import text_message
 from langchain_dfehub._reasoning import (
     REASONING_KEY,
     reasoning_for_history,
@@ -424,7 +425,7 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
         and not choice.get("logprobs")
     ):
         # Nearly every chunk of a stream: a piece of text and nothing else.
-        return AIMessageChunk(content=content), None
+        return text_message(content), None
     raw_calls = delta.get("tool_calls")
     logprobs = choice.get("logprobs")
     reasoning = reasoning_text(delta)
@@ -434,7 +435,7 @@ def chunk_to_message(chunk: Mapping[str, Any]) -> tuple[AIMessageChunk, str | No
         return _refusal_chunk(content, refusal, reasoning, finish_reason, chunk)
     if not raw_calls and finish_reason is None and not usage and not logprobs:
         if reasoning is None:
-            return AIMessageChunk(content=content), None
+            return text_message(content), None
         return (
             AIMessageChunk(
                 content=content,

@@ -16,11 +16,43 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any
 
+# A delta with only these carries a piece of text and nothing else.
+_PLAIN_DELTA = frozenset({"content", "role"})
 _TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 _TOKEN_DETAILS = {
     "prompt_tokens_details": "cached_tokens",
     "completion_tokens_details": "reasoning_tokens",
 }
+
+
+def plain_text(chunk: Mapping[str, Any]) -> str | None:
+    """The text of a well-shaped chunk that carries nothing else, else None.
+
+    Nearly every chunk of a stream is one: its only choice's delta holds a
+    piece of text (and perhaps its role), with no finish reason, logprobs
+    or usage. Such a chunk needs no other check (`chunk_problem` finds
+    nothing in it) and becomes a message with that text and nothing more;
+    the role chunk's text is "".
+    """
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1 or chunk.get("usage"):
+        return None
+    choice = choices[0]
+    if type(choice) is not dict:
+        return None
+    delta = choice.get("delta")
+    if (
+        type(delta) is not dict
+        or not delta
+        or choice.get("finish_reason") is not None
+        or choice.get("logprobs")
+        or not _PLAIN_DELTA.issuperset(delta)
+    ):
+        return None
+    content = delta.get("content")
+    if type(content) is str:
+        return content
+    return "" if content is None else None
 
 
 def chunk_problem(chunk: Mapping[str, Any]) -> str | None:

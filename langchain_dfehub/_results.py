@@ -12,6 +12,7 @@ from typing import Any
 
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from langchain_dfehub._chunk_objects import generation, text_generation
 from langchain_dfehub._messages import chunk_to_message, response_to_messages
 
 
@@ -37,15 +38,19 @@ def chat_result(response: Mapping[str, Any]) -> ChatResult:
     )
 
 
-def generation_chunk(data: Mapping[str, Any], v1: bool) -> ChatGenerationChunk:
-    """One `chat.completion.chunk` event as LangChain's chunk."""
+def generation_chunk(data: Mapping[str, Any] | str, v1: bool) -> ChatGenerationChunk:
+    """One streamed chunk as LangChain's: its dict, or the text of a plain one.
+
+    The text is what `ReplyStream` hands over for a chunk that carries only
+    a piece of text (see `_reply_shape.plain_text`).
+    """
+    if isinstance(data, str):
+        return text_generation(data)
     message, finish_reason = chunk_to_message(data)
     if v1 and message.response_metadata:
         # Tells our block translator (`_content_blocks`) the chunk's blocks
         # will be merged by index.
         message.response_metadata["output_version"] = "v1"
     if finish_reason is None:
-        return ChatGenerationChunk(message=message)
-    return ChatGenerationChunk(
-        message=message, generation_info={"finish_reason": finish_reason}
-    )
+        return generation(message)
+    return generation(message, {"finish_reason": finish_reason})

@@ -76,6 +76,9 @@ class Malformed:
 
 Event = Chunk | Done | Detail | ServerError | Malformed
 DONE = Done()
+# What `SSEDecoder.feed_texts` returns: an event, or the text of one, which
+# becomes an event when `classify` reads it.
+Pending = str | Event
 
 
 def classify(payload: str, read: _json.Reader = _json.loads) -> Event:
@@ -146,11 +149,30 @@ class SSEDecoder:
         # read as `json` does; `json` from then on (see `_json`).
         self._read = _json.fast_reader
 
+    @property
+    def reader(self) -> _json.Reader:
+        """The JSON reader for the texts `feed_texts` returned so far."""
+        return self._read
+
     def feed(self, received: bytes) -> list[Event]:
         """Decode `received`; return the events completed by it, in order.
 
         A line or event longer than the limit ends the stream with one
         `Malformed` event; nothing after it is decoded.
+        """
+        pending = self.feed_texts(received)
+        read = self._read
+        return [classify(i, read) if isinstance(i, str) else i for i in pending]
+
+    def feed_texts(self, received: bytes) -> list[Pending]:
+        """`feed`, but leaving each event's JSON text for the caller to read.
+
+        The caller turns a text into its event with `classify(text,
+        self.reader)` when it takes it. One read holds hundreds of chunks:
+        read all at once, they would all be alive together, and the garbage
+        collector, counting them, would run more often (and promote them
+        towards its costly full collections); read one at a time, each is
+        gone before the next is made.
         """
         if not received or self._failed:
             return []
@@ -198,7 +220,7 @@ class SSEDecoder:
             ]
             if too_long:
                 return self._too_long(too_long[0])
-        events: list[Event] = []
+        events: list[Pending] = []
         data = self._data
         for text in texts:
             # The two lines of nearly every event, handled inline: this loop
@@ -209,7 +231,7 @@ class SSEDecoder:
                 if len(data) == 1:  # `_dispatch`'s usual case, without the call
                     payload = data.pop()
                     if payload:  # an empty `data:` line makes no event
-                        events.append(classify(payload, self._read))
+                        events.append(payload)
                 elif data:
                     self._dispatch(events)
                     data = self._data
@@ -230,7 +252,7 @@ class SSEDecoder:
         self._at_start = False
         return head[len(_BOM) :] if head.startswith(_BOM) else head
 
-    def _too_long(self, start: bytes) -> list[Event]:
+    def _too_long(self, start: bytes) -> list[Pending]:
         self._failed = True
         self._partial = []
         self._data = []
@@ -245,7 +267,7 @@ class SSEDecoder:
 
     def close(self) -> list[Event]:
         """Flush what a clean end of the stream leaves: a last unended event."""
-        events: list[Event] = []
+        events: list[Pending] = []
         if self._failed or self._at_start:
             self._partial = []  # nothing, or a lone byte-order mark
         if self._partial:
@@ -256,9 +278,10 @@ class SSEDecoder:
             self._partial = []
         self._pending_cr = False
         self._dispatch(events)
-        return events
+        read = self._read
+        return [classify(i, read) if isinstance(i, str) else i for i in events]
 
-    def _line(self, raw: bytes, events: list[Event]) -> None:
+    def _line(self, raw: bytes, events: list[Pending]) -> None:
         if not raw:
             self._dispatch(events)
             return
@@ -272,14 +295,14 @@ class SSEDecoder:
         if line.startswith("{"):
             # A bare JSON line, as the service sent its throttle text.
             self._dispatch(events)
-            events.append(classify(line, self._read))
+            events.append(line)
             return
         field = line.split(":", 1)[0]
         if field in _IGNORED_FIELDS:
             return
         events.append(Malformed(line, "it is neither an SSE field nor JSON"))
 
-    def _dispatch(self, events: list[Event]) -> None:
+    def _dispatch(self, events: list[Pending]) -> None:
         data = self._data
         if not data:
             return
@@ -287,7 +310,7 @@ class SSEDecoder:
         if len(data) == 1:
             # An empty `data:` line makes no event, as the SSE format says.
             if data[0]:
-                events.append(classify(data[0], self._read))
+                events.append(data[0])
             return
         read = self._read
         joined = classify("\n".join(data), read)

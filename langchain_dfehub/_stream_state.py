@@ -12,7 +12,7 @@ bytes; every decision about them is made here, once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,15 +34,17 @@ from langchain_dfehub._errors import (
     detail_error,
     rate_limit_error,
 )
-from langchain_dfehub._reply_shape import chunk_problem, completion_problem
+from langchain_dfehub._reply_shape import chunk_problem, completion_problem, plain_text
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._sse import (
     Chunk,
     Detail,
     Done,
     Malformed,
+    Pending,
     ServerError,
     SSEDecoder,
+    classify,
     classify_object,
 )
 from langchain_dfehub._urls import display_url, server_name
@@ -188,6 +190,10 @@ def interim_reply_error(status: int, url: str) -> DfeHubProtocolError:
     )
 
 
+StreamItem = dict[str, Any] | str
+"""What a stream hands over per chunk: its dict, or the text of a plain one."""
+
+
 class ReplyStream:
     """Follows one streamed reply from its first byte to its end.
 
@@ -195,6 +201,12 @@ class ReplyStream:
     before it in the same read must reach the caller first, or they would be
     silently lost. `feed` and `close` return those chunks and keep the error
     in `error`; the transport delivers the chunks, then calls `check`.
+
+    `feed` reads each chunk's JSON as the transport takes it (see
+    `SSEDecoder.feed_texts`); the transport takes them all before `check`.
+    A chunk is handed over as its dict, or, when it carries only a piece of
+    text (`plain_text`), as that text: nearly every chunk of a stream, and
+    then nothing is checked or looked up twice.
     """
 
     __slots__ = (
@@ -225,22 +237,22 @@ class ReplyStream:
         """Whether a retry is no longer possible or no longer needed."""
         return self.answer_started or self.done or self.error is not None
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        """Decode received bytes into the chunk dicts they complete."""
+    def feed(self, data: bytes) -> Iterator[StreamItem]:
+        """Decode received bytes into the chunk dicts they complete, one by one."""
         if self.done or self.error is not None:
-            return []  # nothing after `[DONE]` or an error is part of the answer
+            return iter(())  # nothing after `[DONE]` or an error is in the answer
         if self._request is not None and self._request.deadline is not None:
             late = self._request.past_deadline()
             if late is not None:
                 self.error = self._fail(late)
-                return []
-        return self._accept(self._decoder.feed(data))
+                return iter(())
+        return self._accept(self._decoder.feed_texts(data))
 
-    def close(self) -> list[dict[str, Any]]:
+    def close(self) -> list[StreamItem]:
         """Handle a clean end of the body: a last event, or a truncated answer."""
         if self.done or self.error is not None:
             return []
-        chunks = self._accept(self._decoder.close())
+        chunks = list(self._accept(self._decoder.close()))
         if self.done or self.finished or self.error is not None:
             return chunks
         request = self._request
@@ -263,20 +275,28 @@ class ReplyStream:
         if self.error is not None:
             raise self.error
 
-    def _accept(self, events: list[Any]) -> list[dict[str, Any]]:
+    def _accept(self, events: Iterable[Pending]) -> Iterator[StreamItem]:
         # Runs once per streamed chunk: the checks of `choices[0]` are inline.
-        chunks: list[dict[str, Any]] = []
-        for event in events:
-            if type(event) is Chunk:
+        read = self._decoder.reader
+        for item in events:
+            event = classify(item, read) if isinstance(item, str) else item
+            if isinstance(event, Chunk):
                 data = event.data
+                text = plain_text(data)
+                if text is not None:
+                    if text:
+                        self.answer_started = True
+                        self.received_chars += len(text)
+                    yield text
+                    continue
                 problem = chunk_problem(data)
                 if problem is not None:
                     self.error = self._fail(_shape_error(problem, self._secret))
-                    break
-                chunks.append(data)
+                    return
                 choices = data.get("choices")
                 if not choices:
-                    continue  # the usage chunk
+                    yield data  # the usage chunk
+                    continue
                 choice = choices[0]
                 # `or message`: a server that ignored `"stream": true` sends
                 # one whole `chat.completion`; its text must not be lost.
@@ -293,13 +313,13 @@ class ReplyStream:
                         self.received_chars += _text_length(delta)
                 if choice.get("finish_reason") is not None:
                     self.finished = True
+                yield data
             elif isinstance(event, Done):
                 self.done = True
-                break
+                return
             else:
                 self.error = self._fail(_error_for_event(event, self.url, self._secret))
-                break
-        return chunks
+                return
 
     @property
     def _secret(self) -> Secret:

@@ -22,7 +22,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from langchain_dfehub import _fork
+from langchain_dfehub import _fork, _sync_send
 from langchain_dfehub._connection import Connection, NoCookies
 from langchain_dfehub._errors import (
     DfeHubError,
@@ -35,6 +35,7 @@ from langchain_dfehub._stream_state import (
     JsonReply,
     ReplyStream,
     Request,
+    StreamItem,
     enough_of_error_body,
     interim_reply_error,
 )
@@ -119,8 +120,8 @@ class SyncTransport:
             raise _network_error(exc, request) from None
         return reply.result()
 
-    def stream(self, request: Request) -> Iterator[dict[str, Any]]:
-        """Send a streaming request; yield its chunk dicts as they arrive."""
+    def stream(self, request: Request) -> Iterator[StreamItem]:
+        """Send a streaming request; yield its chunks as they arrive (`ReplyStream`)."""
         opened: tuple[requests.Response, Iterator[bytes], ReplyStream, list[Any]]
         opened = None  # type: ignore[assignment]
         call = request.policy.start(request.deadline_at)
@@ -190,10 +191,20 @@ class SyncTransport:
         connect, read = request.waits()
         connection = request.connection
         session = self.session(connection)
-        # A user's own session keeps its own TLS and proxy settings.
-        settings = (
-            connection.requests_settings() if connection.http_client is None else {}
-        )
+        if connection.http_client is None:
+            # Ours: straight to its adapter (see `_sync_send`).
+            settings = connection.requests_settings()
+            with watching(watch):
+                return _sync_send.post(
+                    session,
+                    request.url,
+                    request.body,
+                    request.headers,
+                    (connect, read),
+                    settings,
+                )
+        # A user's own session keeps its own TLS and proxy settings, hooks
+        # and cookies.
         with watching(watch):
             return session.post(
                 request.url,
@@ -203,7 +214,6 @@ class SyncTransport:
                 timeout=(connect, read),
                 # Never re-send a POST elsewhere: a 3xx is reported (see `_errors`).
                 allow_redirects=False,
-                **settings,
             )
 
 

@@ -2,16 +2,19 @@
 
 The shapes copy OpenAI's chat-completions objects field for field, since the
 emulator is only useful if a client that works against it works against the
-real thing. Stream events are rendered up front from string templates (not
-one `json.dumps` per chunk) so that a 20,000-chunk answer costs the server
-next to nothing and a benchmark measures the client, not the emulator.
+real thing. Stream events are rendered from string templates, and the
+answer's events only as they are sent (`LazyEvents`): a real server writes
+each chunk as it generates it, and a 20,000-chunk answer rendered up front
+would keep the client waiting for the first byte, which a benchmark would
+charge to the client.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from ._flavours import FLAVOURS, Flavour, timings
 from ._replies import Reply
@@ -49,6 +52,37 @@ class Sampling:
     """None: no logprobs; else how many `top_logprobs` per token."""
 
 
+class LazyEvents(Sequence[bytes]):
+    """Events each rendered when it is read: `render(item)` for each item.
+
+    Iterated, it renders one event at a time, so the server can send the
+    first events while the rest are not rendered yet.
+    """
+
+    __slots__ = ("_items", "_render")
+
+    def __init__(self, items: Sequence[Any], render: Callable[[Any], bytes]) -> None:
+        self._items = items
+        self._render = render
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self._render(item) for item in self._items[index]]
+        return self._render(self._items[index])
+
+    def __iter__(self) -> Iterator[bytes]:
+        return map(self._render, self._items)
+
+
 @dataclass(frozen=True)
 class StreamEvents:
     """An answer's stream, event by event, as bytes ready to send.
@@ -58,7 +92,7 @@ class StreamEvents:
     """
 
     role: bytes
-    answer: list[bytes]
+    answer: Sequence[bytes]
     finish: bytes
     usage: bytes | None
 
@@ -209,12 +243,17 @@ def render_stream(
         _choice_events(reply, identity, flavour, head, usage_tail, choice, sampling)
         for choice in range(sampling.choices)
     ]
-    answer = [role for role, _, _ in per_choice[1:]]
-    longest = max(len(events) for _, events, _ in per_choice)
-    for position in range(longest):
-        answer.extend(
-            events[position] for _, events, _ in per_choice if position < len(events)
-        )
+    answer: Sequence[bytes] = per_choice[0][1]
+    if len(per_choice) > 1:
+        mixed = [role for role, _, _ in per_choice[1:]]
+        longest = max(len(events) for _, events, _ in per_choice)
+        for position in range(longest):
+            mixed.extend(
+                events[position]
+                for _, events, _ in per_choice
+                if position < len(events)
+            )
+        answer = mixed
     finishes = [finish for _, _, finish in per_choice]
     if timings_tail and not include_usage:
         closing = b"}\n\n"
@@ -241,8 +280,8 @@ def _choice_events(
     usage_tail: str,
     choice: int,
     sampling: Sampling,
-) -> tuple[bytes, list[bytes], bytes]:
-    """One choice's role event, answer events and finish event."""
+) -> tuple[bytes, LazyEvents, bytes]:
+    """One choice's role event, answer events (rendered when sent), finish event."""
     open_delta = head + f'"choices":[{{"index":{choice},"delta":'
     close_delta = ',"logprobs":null,"finish_reason":null}]' + usage_tail + "}\n\n"
 
@@ -252,20 +291,25 @@ def _choice_events(
             f"{usage_tail}}}\n\n"
         ).encode()
 
-    answer: list[bytes] = []
+    # What each answer event says, as (render, argument): rendered when sent.
+    answer: list[tuple[Callable[[Any], bytes], Any]] = []
     if reply.reasoning and flavour.reasoning_field:
         field = _dumps(flavour.reasoning_field)
-        answer = [event(f"{{{field}:{_dumps(piece)}}}") for piece in reply.reasoning]
-    if sampling.logprobs is None:
-        answer += [event(f'{{"content":{_dumps(piece)}}}') for piece in reply.pieces]
-    else:
-        answer += [
-            event(
-                f'{{"content":{_dumps(piece)}}}',
-                _dumps(_logprobs((piece,), sampling.logprobs)),
-            )
-            for piece in reply.pieces
-        ]
+
+        def reasoning(piece: str) -> bytes:
+            return event(f"{{{field}:{_dumps(piece)}}}")
+
+        answer += [(reasoning, piece) for piece in reply.reasoning]
+
+    def content(piece: str) -> bytes:
+        if sampling.logprobs is None:
+            return event(f'{{"content":{_dumps(piece)}}}')
+        return event(
+            f'{{"content":{_dumps(piece)}}}',
+            _dumps(_logprobs((piece,), sampling.logprobs)),
+        )
+
+    answer += [(content, piece) for piece in reply.pieces]
     for index, call in enumerate(reply.tool_calls):
         start = {
             "index": index,
@@ -273,12 +317,17 @@ def _choice_events(
             "type": "function",
             "function": {"name": call.name, "arguments": ""},
         }
-        answer.append(event(f'{{"tool_calls":[{_dumps(start)}]}}'))
+        answer.append((event, f'{{"tool_calls":[{_dumps(start)}]}}'))
         prefix = f'{{"tool_calls":[{{"index":{index},"function":{{"arguments":'
-        answer.extend(event(prefix + _dumps(piece) + "}}]}") for piece in call.pieces)
+        answer.extend((event, prefix + _dumps(piece) + "}}]}") for piece in call.pieces)
     finish = (
         f'{open_delta}{{}},"logprobs":null,'
         f'"finish_reason":"{reply.finish_reason}"}}]{usage_tail}}}\n\n'
     ).encode()
     role = (open_delta + '{"role":"assistant","content":""}' + close_delta).encode()
-    return role, answer, finish
+    return role, LazyEvents(answer, _apply), finish
+
+
+def _apply(step: tuple[Callable[[Any], bytes], Any]) -> bytes:
+    render, argument = step
+    return render(argument)

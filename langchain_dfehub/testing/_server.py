@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain, islice
 from types import TracebackType
 from typing import Any, Literal
 
@@ -228,8 +229,12 @@ class _Exchange:
         )
         self.writer.write(head)
 
-    async def write_events(self, events: Sequence[bytes], delay: float) -> None:
-        """Send events as chunks: batched when `delay` is 0, else one by one."""
+    async def write_events(self, events: Iterable[bytes], delay: float) -> None:
+        """Send events as chunks: batched when `delay` is 0, else one by one.
+
+        Batches are sent as soon as they fill, while later events are still
+        being rendered (see `LazyEvents`).
+        """
         writer = self.writer
         if delay <= 0:
             batch: list[bytes] = []
@@ -544,8 +549,9 @@ class _Service:
         answer = events.answer
         # Every fault left here counts answer chunks (Stall(None) became None).
         after = getattr(fault, "after_chunks", 0) or 0
-        before, rest = [events.role, *answer[:after]], answer[after:]
-        tail = [*rest, *events.ending(), DONE_EVENT]
+        before = [events.role, *answer[:after]]
+        # The rest is rendered as it is sent, as a server generates its answer.
+        tail = chain(islice(answer, after, None), events.ending(), [DONE_EVENT])
         delay = self._state.options.chunk_delay
         await exchange.start_stream()
         if isinstance(fault, Throttle):
@@ -561,12 +567,12 @@ class _Service:
             await exchange.write_events(tail, delay)
         elif isinstance(fault, Malformed):
             line = (fault.line + "\n\n").encode()
-            await exchange.write_events([*before, line, *tail], delay)
+            await exchange.write_events(chain(before, [line], tail), delay)
         elif isinstance(fault, Truncate):
             ending = events.ending() if fault.finish else []
             await exchange.write_events([*before, *ending], delay)
         else:
-            await exchange.write_events([*before, *tail], delay)
+            await exchange.write_events(chain(before, tail), delay)
         await exchange.end_stream()
 
     async def _control(self, request: HttpRequest, exchange: _Exchange) -> None:

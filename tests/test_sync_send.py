@@ -1,0 +1,65 @@
+"""Our own sessions send through their adapter what `Session.request` would send."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from emulator_requests import last_body
+
+from langchain_dfehub import ChatDfeHub, _sync_send
+from langchain_dfehub.testing import DfeHubEmulator
+
+HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/json",
+    "User-Agent": "langchain-dfehub/test",
+    "Authorization": "Bearer k",
+    "accept-encoding": "identity",  # another case of a session header
+}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v1/chat/completions",
+        "https://Bücher.example/api/v1/chat/completions?x=a b",
+    ],
+)
+def test_the_request_is_prepared_as_session_request_prepares_it(url: str) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    ours = _sync_send.prepare(session, url, b'{"a": 1}', HEADERS)
+    theirs = session.prepare_request(
+        requests.Request("POST", url, headers=HEADERS, data=b'{"a": 1}')
+    )
+    assert (ours.method, ours.url) == (theirs.method, theirs.url)
+    assert ours.body == theirs.body
+    assert list(ours.headers.items()) == list(theirs.headers.items())
+
+
+def test_a_url_requests_refuses_is_refused_on_every_call() -> None:
+    session = requests.Session()
+    for _ in range(2):
+        with pytest.raises(requests.exceptions.InvalidURL):
+            _sync_send.prepare(session, "http://", b"{}", HEADERS)
+
+
+def test_a_users_session_still_runs_its_hooks(dfehub_emulator: DfeHubEmulator) -> None:
+    seen: list[int] = []
+    session = requests.Session()
+    session.hooks["response"].append(lambda r, *a, **k: seen.append(r.status_code))
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, http_client=session)
+    assert model.invoke("hello there").content == "hello there"
+    assert seen == [200]
+
+
+def test_our_session_sends_the_body_and_the_sessions_default_headers(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, api_key="k")
+    assert model.invoke("hello there").content == "hello there"
+    assert last_body(dfehub_emulator)["messages"][-1]["content"] == "hello there"
+    headers = {k.lower(): v for k, v in dfehub_emulator.requests[-1].headers.items()}
+    assert headers["authorization"] == "Bearer k"
+    assert headers["connection"] == "keep-alive"
+    assert "gzip" in headers["accept-encoding"]
