@@ -21,7 +21,6 @@ from langchain_core.utils import secret_from_env
 from pydantic import SecretStr
 
 from langchain_dfehub._gate._urls import without_password
-from langchain_dfehub._model_fields import ChatDfeHubFields
 from langchain_dfehub._settings import (
     header_variable,
     proxy_with_credentials_from_environment,
@@ -31,6 +30,14 @@ from langchain_dfehub._settings import (
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from langchain_dfehub._model_fields import ChatDfeHubFields
+
+    _Fields = ChatDfeHubFields
+else:
+    # A plain mixin at run time: each pydantic class level costs a class
+    # build at import, and this one adds methods only.
+    _Fields = object
+
 # Marks a pickled model whose credentials were left out (see `__getstate__`).
 _CREDENTIALS_LEFT_OUT = "__dfehub_credentials_left_out__"
 # The names of credential headers left out of a pickle, read back from
@@ -38,8 +45,8 @@ _CREDENTIALS_LEFT_OUT = "__dfehub_credentials_left_out__"
 _HEADERS_LEFT_OUT = "__dfehub_headers_left_out__"
 
 
-class SavedChatDfeHub(ChatDfeHubFields):
-    """The fields, with copies, pickles and `dumpd` that keep secrets out."""
+class SavedChatDfeHub(_Fields):
+    """Copies, pickles and `dumpd` that keep secrets out (before the fields)."""
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         """A deep copy that shares the user's own HTTP clients.

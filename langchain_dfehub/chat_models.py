@@ -29,16 +29,16 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 
 from langchain_dfehub._gate import GateState, gate_for
-from langchain_dfehub._model_fields import DEFAULT_BASE_URL, DEFAULT_MODEL
-from langchain_dfehub._profile_lookup import afetch_profile, fetch_profile
-from langchain_dfehub._profiles import default_profile
+from langchain_dfehub._model_fields import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    ChatDfeHubFields,
+)
 from langchain_dfehub._request_builder import build_request
 from langchain_dfehub._results import chat_result, generation_chunk
 from langchain_dfehub._saving import SavedChatDfeHub
 from langchain_dfehub._settings import authorization
 from langchain_dfehub._stream_state import Request
-from langchain_dfehub._structured_output import structured_output
-from langchain_dfehub._tokens import count_message_tokens, pseudo_token_ids
 from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models.model_profile import ModelProfile
 
 
-class ChatDfeHub(SavedChatDfeHub):
+class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
     """Chat model for the DfeHub chat service or any OpenAI-compatible server.
 
     Setup:
@@ -185,6 +185,8 @@ class ChatDfeHub(SavedChatDfeHub):
 
     def _resolve_model_profile(self) -> ModelProfile | None:
         """The known profile of `model`'s family (see `_profiles`), if any."""
+        from langchain_dfehub._profiles import default_profile
+
         return default_profile(self.model)
 
     def fetch_profile(self, *, refresh: bool = False) -> ModelProfile:
@@ -201,10 +203,14 @@ class ChatDfeHub(SavedChatDfeHub):
             DfeHubError: (a subclass) when the server cannot be reached or
                 answers with an error or something other than a model list.
         """
+        from langchain_dfehub._profile_lookup import fetch_profile
+
         return fetch_profile(self, refresh=refresh)
 
     async def afetch_profile(self, *, refresh: bool = False) -> ModelProfile:
         """`fetch_profile` on the async path (httpx)."""
+        from langchain_dfehub._profile_lookup import afetch_profile
+
         return await afetch_profile(self, refresh=refresh)
 
     def _request(
@@ -312,6 +318,8 @@ class ChatDfeHub(SavedChatDfeHub):
         """
         if self.custom_get_token_ids is not None:
             return self.custom_get_token_ids(text)
+        from langchain_dfehub._tokens import pseudo_token_ids
+
         return pseudo_token_ids(text)
 
     def get_num_tokens_from_messages(
@@ -322,6 +330,8 @@ class ChatDfeHub(SavedChatDfeHub):
         Adds OpenAI's accounting of 3 tokens per message, 1 per name and 3 for
         the reply; images, audio and files are not counted.
         """
+        from langchain_dfehub._tokens import count_message_tokens
+
         return count_message_tokens(messages, self.get_num_tokens, tools)
 
     # --- tools and structured output -----------------------------------------------
@@ -402,6 +412,8 @@ class ChatDfeHub(SavedChatDfeHub):
         if kwargs:
             msg = f"with_structured_output got unexpected arguments {sorted(kwargs)}."
             raise ValueError(msg)
+        from langchain_dfehub._structured_output import structured_output
+
         return structured_output(
             self, schema, method, include_raw=include_raw, strict=strict, tools=tools
         )
