@@ -231,24 +231,6 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize("reply", HOSTILE)
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
-def test_a_reply_that_breaks_http_is_a_protocol_error_never_retried(
-    hostile_server: Any, reply: Any, mode: str, streaming: bool
-) -> None:
-    server = hostile_server(reply)
-    model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=2)
-
-    with pytest.raises(DfeHubProtocolError) as caught:
-        call(model, mode, streaming)
-
-    assert not caught.value.retryable
-    assert len(server.requests) == 1
-    assert KEY not in str(caught.value)
-    assert KEY not in repr(caught.value.args)
-
-
 @pytest.mark.parametrize(
     ("reply", "words"),
     [
@@ -365,16 +347,16 @@ BROKEN_FRAMING = [
 ]
 
 
-@pytest.mark.parametrize("reply", BROKEN_FRAMING)
+@pytest.mark.parametrize("reply", HOSTILE + BROKEN_FRAMING)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("streaming", [False, True], ids=["invoke", "stream"])
-def test_broken_chunk_framing_is_a_protocol_error_never_retried(
+def test_a_reply_that_breaks_http_is_a_protocol_error_never_retried(
     hostile_server: Any, reply: Any, mode: str, streaming: bool
 ) -> None:
     server = hostile_server(reply)
     model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=2)
 
-    with pytest.raises(DfeHubProtocolError, match=r"not valid HTTP/1\.1") as caught:
+    with pytest.raises(DfeHubProtocolError) as caught:
         call(model, mode, streaming)
 
     assert not caught.value.retryable
@@ -382,6 +364,8 @@ def test_broken_chunk_framing_is_a_protocol_error_never_retried(
     assert KEY not in str(caught.value)
     assert KEY not in repr(caught.value)
     assert KEY not in repr(caught.value.args)
+    if any(reply is framing.values[0] for framing in BROKEN_FRAMING):
+        assert "not valid HTTP/1.1" in str(caught.value)
 
 
 # Each cut before any of the answer is in.
