@@ -43,6 +43,7 @@ from tenacity.wait import wait_base
 
 from langchain_dfehub._errors import DfeHubError, DfeHubRateLimitError, _excerpt
 from langchain_dfehub._gate import Reservation, ServiceGate, Ticket
+from langchain_dfehub._gate._memory import MemoryStore
 from langchain_dfehub._throttle import throttle_is_per_model
 
 logger = logging.getLogger("langchain_dfehub")
@@ -359,6 +360,7 @@ class Call:
                         raise
                     self.waited += delay
                 ticket = await _kept_or_given_back(
+                    gate,
                     gate.aenter(reservation, gate.clock()),
                     lambda entered: _leave_unsent(gate, entered),
                 )
@@ -403,6 +405,7 @@ class Call:
         """The async twin of `_reserve`."""
         now, limit, bound = self._before_reserving(gate)
         reservation = await _kept_or_given_back(
+            gate,
             gate.areserve(now, self.policy.model, limit, enter=True),
             lambda taken: _give_back(gate, taken),
         )
@@ -557,7 +560,9 @@ _Granted = TypeVar("_Granted")
 
 
 async def _kept_or_given_back(
-    decision: Awaitable[_Granted], give_back: Callable[[_Granted], None]
+    gate: ServiceGate,
+    decision: Awaitable[_Granted],
+    give_back: Callable[[_Granted], None],
 ) -> _Granted:
     """Await a gate decision that grants a place; a cancelled call gives it back.
 
@@ -565,7 +570,11 @@ async def _kept_or_given_back(
     (Redis): a call cancelled while it waits for the answer cannot stop the
     decision, which then holds a place nobody takes. The decision runs to
     its end beside the cancelled call, and what it granted is given back.
+    The in-process store decides without suspending, so it needs none of
+    this (a task and a shield would cost every async call).
     """
+    if isinstance(gate.store, MemoryStore):
+        return await decision
     pending = asyncio.ensure_future(decision)
     try:
         return await asyncio.shield(pending)
