@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from langchain_dfehub._arguments import sort_init_arguments, user_stacklevel
+from langchain_dfehub._call_target import TargetCache
 from langchain_dfehub._connection import (
     CertFiles,
     ConnectionCache,
@@ -255,6 +256,7 @@ class ChatDfeHubFields(BaseChatModel):
     # Whether `verify=False` was warned of, when built or else on first use.
     _unverified_warned: bool = PrivateAttr(default=False)
     _connections: ConnectionCache = PrivateAttr(default_factory=ConnectionCache)
+    _targets: TargetCache = PrivateAttr(default_factory=TargetCache)
 
     @field_validator("gate")
     @classmethod

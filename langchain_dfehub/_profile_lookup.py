@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
+from langchain_dfehub._call_target import connection_settings, request_headers
 from langchain_dfehub._connection import Connection
-from langchain_dfehub._request_builder import connection_settings, request_headers
 from langchain_dfehub._server_profile import (
     afetch,
     cache_key,

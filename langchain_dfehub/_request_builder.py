@@ -2,8 +2,9 @@
 
 Both transports send what this builds, so the body, the headers, the
 timeouts, the retry policy and the connection settings of a call are decided
-once, here, for the sync and the async path alike. The `GET /models` request
-of `fetch_profile` is built here too, from the same settings.
+once, here, for the sync and the async path alike. What depends on the
+model's settings only (URL, headers, connection) comes from the model's
+`CallTarget` (`_call_target`), made once per setting.
 """
 
 from __future__ import annotations
@@ -19,23 +20,12 @@ from langchain_dfehub._arguments import (
     sort_call_arguments,
     user_stacklevel,
 )
-from langchain_dfehub._connection import Connection, warn_unverified
-from langchain_dfehub._gate import gate_for
+from langchain_dfehub._connection import warn_unverified
+from langchain_dfehub._gate import gate_named
 from langchain_dfehub._messages import messages_to_dicts
 from langchain_dfehub._retry import RetryPolicy
-from langchain_dfehub._settings import (
-    CallSettings,
-    authorization,
-    check_headers,
-    check_key,
-    header_values,
-    hide_credential_headers,
-    secret_forms,
-    split_credentials,
-)
+from langchain_dfehub._settings import CallSettings
 from langchain_dfehub._stream_state import Request
-from langchain_dfehub._urls import chat_completions_url
-from langchain_dfehub._version import __version__
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -55,8 +45,6 @@ SAMPLING_FIELDS = (
 )
 # What a call's arguments may set in the body under a field's name.
 _BODY_FIELDS = ("model", "stop", *SAMPLING_FIELDS)
-_USER_AGENT = f"langchain-dfehub/{__version__}"
-_STREAM_ACCEPT = "text/event-stream, application/json"
 
 
 def build_request(
@@ -97,85 +85,40 @@ def build_request(
     if stream and stream_usage:
         body["stream_options"] = {"include_usage": True}
     connect, read = settings.connect_and_read
-    url = chat_completions_url(model.base_url)
-    header, secret = authorization(model.api_key, model._url_credentials)
-    # A header set after the model was built is hidden now, as it is sent.
-    credentials = hide_credential_headers(model.default_headers)
+    target = model._targets.get(model)
     if model.verify is False and not model._unverified_warned:
         # Set on a copy or after the model was built: warned of now.
         model._unverified_warned = True
         warn_unverified(model.base_url, user_stacklevel())
     return Request(
-        url=url,
-        headers=request_headers(model, stream, header),
+        url=target.url,
+        headers=dict(target.stream_headers if stream else target.headers),
         body=json_body(body),
         stream=stream,
         connect_timeout=connect,
         read_timeout=read,
-        secret=secret_forms(header, credentials),
+        secret=target.secret,
         policy=RetryPolicy(
             max_retries=settings.max_retries,
             max_retry_wait=settings.max_retry_wait,
             throttle_budget=settings.throttle_budget,
-            gate=gate_for(url, secret, model._gate_store()),
+            gate=gate_named(target.url, target.key_digest, target.store),
             model=body["model"] if isinstance(body.get("model"), str) else None,
             throttle_scope=model.throttle_scope,
         ),
-        connection=connection_settings(model),
+        connection=target.connection,
         deadline=settings.deadline,
     )
 
 
-def connection_settings(model: ChatDfeHubFields) -> Connection:
-    """The model's connection settings, decided once and kept (`_connection`)."""
-    return model._connections.get(
-        chat_completions_url(model.base_url),
-        verify=model.verify,
-        cert=model.cert,
-        proxy=proxy_to_use(model),
-        http_client=model.http_client,
-        http_async_client=model.http_async_client,
-    )
-
-
-def proxy_to_use(model: ChatDfeHubFields) -> str | None:
-    """The proxy field, with the credentials taken out of it put back."""
-    hidden = model._proxy_url
-    if hidden is not None and model.proxy:
-        full = hidden.get_secret_value()
-        if split_credentials(full)[0] == model.proxy:
-            return full
-    return model.proxy
-
-
-def request_headers(
-    model: ChatDfeHubFields, stream: bool, authorization: str | None
-) -> dict[str, str]:
-    """The HTTP headers of a request: ours, the credential, the user's."""
-    headers = {
-        "Content-Type": "application/json",
-        # Strict content negotiation (Django REST Framework and others)
-        # answers 406 to a request that accepts only `text/event-stream`;
-        # naming JSON too is accepted everywhere, as the openai SDK does.
-        "Accept": _STREAM_ACCEPT if stream else "application/json",
-        "User-Agent": _USER_AGENT,
-    }
-    # Checked again on each call: a copy with new values, or a field set
-    # after the model was built, was not checked then; sent, such a value
-    # would be reported as an unreachable server, and retried.
-    if authorization:
-        check_key(authorization)
-        headers["Authorization"] = authorization
-    if model.default_headers:
-        check_headers(model.default_headers)
-        headers.update(header_values(model.default_headers))
-    return headers
+# `json.dumps` with these options makes a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def json_body(body: dict[str, Any]) -> bytes:
     """The request body as JSON, refusing numbers JSON cannot carry."""
     try:
-        text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(body)
     except ValueError:
         msg = (
             "A request parameter is NaN or infinite, which JSON cannot carry;"

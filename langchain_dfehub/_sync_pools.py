@@ -14,6 +14,11 @@ line is read, so that a server trickling its headers is cut at the deadline.
 whose pools (direct or through a proxy) use these connections. A user's own
 session keeps its own; the transport then refuses an interim reply it
 receives as final (never passing it on), and the deadline bounds its waits.
+
+`DfeHubAdapter` also skips per-call work that cannot change anything for
+these sessions, through the hooks `HTTPAdapter` offers its subclasses: the
+pool and the path of a URL are looked up once (the pool again only when it
+was closed), and a reply's cookies are not read (the sessions keep none).
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ import functools
 import http.client
 import socket
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest, Response
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
@@ -216,17 +225,73 @@ class _UncheckedTLSPool(_TLSPool):
             conn.connect()
 
 
+# Lookups kept per adapter: a model calls one URL, a process a few.
+_KEPT_LOOKUPS = 64
+
+
 class DfeHubAdapter(HTTPAdapter):
     """An adapter whose pools, direct or through a proxy, are ours."""
 
     def __init__(self, *, unchecked: bool, **kwargs: Any) -> None:
         self._unchecked = unchecked
+        self._pools: dict[tuple[Any, ...], Any] = {}
+        self._paths: dict[tuple[Any, ...], str] = {}
         super().__init__(**kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = super().__getstate__()  # type: ignore[assignment]
         state["_unchecked"] = self._unchecked
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._pools = {}
+        self._paths = {}
+        super().__setstate__(state)  # type: ignore[misc]  # in requests, not its stubs
+
+    def get_connection_with_tls_context(
+        self,
+        request: PreparedRequest,
+        verify: Any,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> Any:
+        """The pool `requests` would pick, looked up once per URL and settings.
+
+        Looked up again after the adapter's `close` (which lets every pool
+        go), or once the pool itself is closed.
+        """
+        key = (request.url, verify, cert, _proxies_key(proxies))
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:
+            pool = super().get_connection_with_tls_context(
+                request, verify, proxies=proxies, cert=cert
+            )
+            _keep(self._pools, key, pool)
+        return pool
+
+    def request_url(
+        self, request: PreparedRequest, proxies: Mapping[str, str] | None
+    ) -> str:
+        """What `requests` sends as the request's target, once per URL."""
+        key = (request.url, _proxies_key(proxies))
+        path = self._paths.get(key)
+        if path is None:
+            path = super().request_url(request, proxies)
+            _keep(self._paths, key, path)
+        return path
+
+    def build_response(self, req: PreparedRequest, resp: Any) -> Response:
+        """`requests`' response, without reading cookies: our sessions keep none."""
+        response = Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url or ""
+        response.request = req
+        response.connection = self
+        return response
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         """Make urllib3's pool manager, with our pools."""
@@ -239,6 +304,11 @@ class DfeHubAdapter(HTTPAdapter):
         self._use_our_pools(manager)
         return manager
 
+    def close(self) -> None:
+        """Close every pool; the next call looks its pool up again."""
+        self._pools.clear()
+        super().close()
+
     def _use_our_pools(self, manager: PoolManager) -> None:
         classes = dict(manager.pool_classes_by_scheme)
         if classes.get("http") is HTTPConnectionPool:  # a SOCKS manager keeps its own
@@ -246,3 +316,15 @@ class DfeHubAdapter(HTTPAdapter):
         if classes.get("https") is HTTPSConnectionPool:
             classes["https"] = _UncheckedTLSPool if self._unchecked else _TLSPool
         manager.pool_classes_by_scheme = classes
+
+
+def _proxies_key(proxies: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(proxies.items())) if proxies else ()
+
+
+def _keep(
+    lookups: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any
+) -> None:
+    if len(lookups) >= _KEPT_LOOKUPS:
+        lookups.clear()
+    lookups[key] = value

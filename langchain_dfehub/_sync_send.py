@@ -44,15 +44,23 @@ def _prepared_url(url: str) -> str:
     return prepared.url
 
 
+@functools.lru_cache(maxsize=64)
 def _merged(
-    headers: Mapping[str, str], defaults: Mapping[str, str | bytes]
-) -> CaseInsensitiveDict[str | bytes]:
-    """The session's headers, then the call's, as `requests`' `merge_setting`."""
+    headers: tuple[tuple[str, str], ...], defaults: tuple[tuple[str, str | bytes], ...]
+) -> tuple[tuple[str, Any], ...]:
+    """The session's headers, then the call's, as `requests` merges and checks them.
+
+    Kept per distinct set of headers (a model sends the same ones on every
+    call); headers `requests` refuses raise here on every call (exceptions
+    are not cached), as they would from `Session.request`.
+    """
     merged: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(defaults)
     merged.update(headers)
     for name in [name for name, value in merged.items() if value is None]:
         del merged[name]  # a None value removes a session header
-    return merged
+    checked = PreparedRequest()
+    checked.prepare_headers(merged)
+    return tuple(checked.headers.items())
 
 
 def prepare(
@@ -60,10 +68,13 @@ def prepare(
 ) -> PreparedRequest:
     """The POST as `session.prepare_request` prepares it for our sessions."""
     prepared = PreparedRequest()
-    prepared.prepare_method("POST")
+    prepared.method = "POST"
     prepared.url = _prepared_url(url)
-    prepared.prepare_headers(_merged(headers, session.headers))
-    prepared.prepare_body(body, None)
+    prepared.headers = CaseInsensitiveDict(
+        _merged(tuple(headers.items()), tuple(session.headers.items()))
+    )
+    prepared.headers["Content-Length"] = str(len(body))
+    prepared.body = body
     return prepared
 
 

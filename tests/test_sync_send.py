@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import requests
 from emulator_requests import last_body
 
 from langchain_dfehub import ChatDfeHub, _sync_send
+from langchain_dfehub._sync_pools import DfeHubAdapter
 from langchain_dfehub.testing import DfeHubEmulator
 
 HEADERS = {
@@ -63,3 +66,59 @@ def test_our_session_sends_the_body_and_the_sessions_default_headers(
     assert headers["authorization"] == "Bearer k"
     assert headers["connection"] == "keep-alive"
     assert "gzip" in headers["accept-encoding"]
+
+
+def test_a_header_requests_refuses_is_refused_on_every_call() -> None:
+    session = requests.Session()
+    bad = {**HEADERS, "X-Note": "two\r\nlines"}
+    for _ in range(2):
+        with pytest.raises(requests.exceptions.InvalidHeader):
+            _sync_send.prepare(session, "http://127.0.0.1/v1", b"{}", bad)
+
+
+def test_the_adapter_looks_up_a_closed_pool_again(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, api_key="k")
+    assert model.invoke("hello there").content == "hello there"
+    model.close()  # closes the adapter's pools
+    assert model.invoke("hello again").content == "hello again"
+    session = requests.Session()
+    adapter = DfeHubAdapter(unchecked=False)
+    session.mount("http://", adapter)
+    url = f"{dfehub_emulator.base_url}/models"
+    first = adapter.get_connection_with_tls_context(
+        session.prepare_request(requests.Request("GET", url)), True
+    )
+    adapter.close()  # as `model.close()` does: every pool let go
+    second = adapter.get_connection_with_tls_context(
+        session.prepare_request(requests.Request("GET", url)), True
+    )
+    assert second is not first
+    assert second.pool is not None
+
+
+def test_the_adapters_response_is_what_requests_builds_but_cookies(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    url = f"{dfehub_emulator.base_url}/models"
+    theirs = requests.get(url, timeout=5)
+    session = requests.Session()
+    session.mount("http://", DfeHubAdapter(unchecked=False))
+    ours = session.get(url, timeout=5)
+    assert (ours.status_code, ours.reason, ours.url, ours.encoding) == (
+        theirs.status_code,
+        theirs.reason,
+        theirs.url,
+        theirs.encoding,
+    )
+    assert ours.headers.keys() - {"date"} == theirs.headers.keys() - {"date"}
+    assert ours.json() == theirs.json()
+    assert ours.request.url == url
+
+
+def test_the_adapter_survives_a_pickle(dfehub_emulator: DfeHubEmulator) -> None:
+    adapter = pickle.loads(pickle.dumps(DfeHubAdapter(unchecked=True)))
+    session = requests.Session()
+    session.mount("http://", adapter)
+    assert session.get(f"{dfehub_emulator.base_url}/models", timeout=5).ok

@@ -68,6 +68,8 @@ __all__ = [
     "Ticket",
     "forget_gates",
     "gate_for",
+    "gate_named",
+    "key_digest",
 ]
 
 # --- the registry: one gate per service per process ---------------------------
@@ -86,7 +88,16 @@ def gate_for(url: str, secret: str | None, store: str | None = None) -> ServiceG
     this process; a shared store holds it under a digest of endpoint and
     key. Called on every request, so a gate is worked out only once.
     """
-    digest = hashlib.sha256(secret.encode()).hexdigest() if secret else ""
+    return gate_named(url, key_digest(secret), store)
+
+
+def key_digest(secret: str | None) -> str:
+    """The digest of a key that names its gate: the key itself is never kept."""
+    return hashlib.sha256(secret.encode()).hexdigest() if secret else ""
+
+
+def gate_named(url: str, digest: str, store: str | None = None) -> ServiceGate:
+    """`gate_for`, given the key's digest (a model keeps it, see `_call_target`)."""
     key = (url, digest, store or "")
     gate = _gates.get(key)
     if gate is None:
