@@ -192,11 +192,55 @@ class CheckedBody:
             raise http.client.IncompleteRead(data)
 
 
-class _Connection(HTTPConnection):
+# A body up to this size goes out in one send with the request's head.
+_JOINED_BODY = 64 * 1024
+
+
+class _HeadWithBody:
+    """Sends a request's head and a small body in one write, not two.
+
+    `http.client` writes the head as soon as it is complete and the body
+    after it: on a local link each write wakes the server, which reads the
+    head, finds no body yet and sleeps again, and the request costs two
+    wake-ups. A larger body still follows in writes of its own.
+    """
+
+    _holding = False
+    _head: bytes | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._holding = True
+        try:
+            super().request(*args, **kwargs)  # type: ignore[misc]
+        except BaseException:
+            self._head = None  # the connection is dropped; nothing to send
+            raise
+        finally:
+            self._holding = False
+        head, self._head = self._head, None
+        if head is not None:  # no body followed
+            super().send(head)  # type: ignore[misc]
+
+    def send(self, data: Any) -> None:
+        if self._holding:
+            if self._head is None and isinstance(data, bytes):
+                self._head = data
+                return
+            self._holding = False
+            head, self._head = self._head, None
+            if head is not None:
+                if isinstance(data, bytes) and len(data) <= _JOINED_BODY:
+                    data = head + data
+                else:
+                    super().send(head)  # type: ignore[misc]
+        super().send(data)  # type: ignore[misc]
+
+
+class _Connection(_HeadWithBody, HTTPConnection):
     response_class = FinalResponse
 
 
-class _TLSConnection(HTTPSConnection):
+class _TLSConnection(_HeadWithBody, HTTPSConnection):
     response_class = FinalResponse
 
 

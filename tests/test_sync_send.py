@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import socket
 
 import pytest
 import requests
+import urllib3
 from emulator_requests import last_body
 
-from langchain_dfehub import ChatDfeHub, _sync_send
+from langchain_dfehub import ChatDfeHub, _sync_pools, _sync_send
 from langchain_dfehub._sync_pools import DfeHubAdapter
 from langchain_dfehub.testing import DfeHubEmulator
 
@@ -122,3 +124,45 @@ def test_the_adapter_survives_a_pickle(dfehub_emulator: DfeHubEmulator) -> None:
     session = requests.Session()
     session.mount("http://", adapter)
     assert session.get(f"{dfehub_emulator.base_url}/models", timeout=5).ok
+
+
+class _RecordingSocket:
+    """A connected socket that records each write."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.sock.sendall(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.sock, name)
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "writes"),
+    [
+        ("POST", b'{"messages": []}', 1),  # head and body in one write
+        ("POST", b"x" * (_sync_pools._JOINED_BODY + 1), 2),  # a large body follows
+        ("GET", None, 1),  # a head alone
+    ],
+)
+def test_a_request_is_written_with_as_few_writes_as_its_body_allows(
+    dfehub_emulator: DfeHubEmulator, method: str, body: bytes | None, writes: int
+) -> None:
+    url = urllib3.util.parse_url(dfehub_emulator.base_url)
+    assert url.host is not None
+    connection = _sync_pools._Connection(url.host, url.port)
+    connection.connect()
+    recording = _RecordingSocket(connection.sock)
+    connection.sock = recording  # type: ignore[assignment]
+    connection.request(method, f"{url.path}/models", body=body)
+    response = connection.getresponse()
+    response.read()
+    assert len(recording.writes) == writes
+    sent = b"".join(recording.writes)
+    assert sent.startswith(f"{method} {url.path}/models HTTP/1.1\r\n".encode())
+    assert sent.endswith(b"\r\n\r\n" + (body or b""))
+    connection.close()
