@@ -32,12 +32,12 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying
+from tenacity import AsyncRetrying, AttemptManager, RetryCallState, Retrying
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
@@ -128,6 +128,37 @@ def _failure(retry_state: RetryCallState) -> DfeHubError | None:
 def _call(retry_state: RetryCallState) -> Call:
     call: Call = retry_state.retry_object.dfehub_call  # type: ignore[attr-defined]
     return call
+
+
+class _Retrying(Retrying):
+    """tenacity's controller, without its decision after a success.
+
+    Once an attempt succeeds, tenacity asks the `retry` predicate, which
+    answers no to every success here (`Call._retry`), and stops: the
+    answer is known without the asking, which a call would pay for on
+    every success.
+    """
+
+    def __iter__(self) -> Generator[AttemptManager, None, None]:
+        attempts = super().__iter__()
+        for attempt in attempts:
+            yield attempt
+            outcome = attempt.retry_state.outcome
+            if outcome is not None and not outcome.failed:
+                attempts.close()
+                return
+
+
+class _AsyncRetrying(AsyncRetrying):
+    """The async twin of `_Retrying`."""
+
+    async def __anext__(self) -> AttemptManager:
+        state = getattr(self, "_retry_state", None)
+        outcome = None if state is None else state.outcome
+        if outcome is not None and not outcome.failed:
+            raise StopAsyncIteration
+        attempt: AttemptManager = await super().__anext__()
+        return attempt
 
 
 @dataclass(frozen=True)
@@ -269,7 +300,7 @@ class Call:
 
     def retrying(self) -> Retrying:
         """The sync controller of this call."""
-        controller = Retrying(sleep=self._sleep, **self._parts())
+        controller = _Retrying(sleep=self._sleep, **self._parts())
         controller.dfehub_call = self  # type: ignore[attr-defined]
         return controller
 
@@ -280,7 +311,7 @@ class Call:
 
     def async_retrying(self) -> AsyncRetrying:
         """The async controller of this call."""
-        controller = AsyncRetrying(sleep=self._async_sleep, **self._parts())
+        controller = _AsyncRetrying(sleep=self._async_sleep, **self._parts())
         controller.dfehub_call = self  # type: ignore[attr-defined]
         return controller
 

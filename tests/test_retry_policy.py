@@ -23,7 +23,7 @@ from langchain_dfehub._errors import (
     rate_limit_error,
 )
 from langchain_dfehub._gate import ServiceGate
-from langchain_dfehub._retry import RetryPolicy
+from langchain_dfehub._retry import Call, RetryPolicy
 
 URL = "http://127.0.0.1:9/v1/chat/completions"
 KEY = "sk-dfehub-0123456789abcdefSECRET"
@@ -520,3 +520,37 @@ def test_a_retry_wait_past_the_deadline_is_not_slept_and_nothing_more_is_sent(mo
     assert server.calls == 1
     assert caught.value.retry_after == 20
     assert caught.value.attempts == 1
+
+
+def _count_attempts(call: Call, server: Server) -> int:
+    count = 0
+    for attempt in call.retrying():
+        with attempt, call.passage():
+            count += 1
+            server()
+    return count
+
+
+async def _acount_attempts(call: Call, server: Server) -> int:
+    count = 0
+    async for attempt in call.async_retrying():
+        with attempt:
+            async with call.apassage():
+                count += 1
+                server()
+    return count
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+@pytest.mark.parametrize("failures", [0, 1, 2])
+def test_a_success_ends_the_attempts_on_both_paths(failures: int, driver: str) -> None:
+    """The controllers stop at a success without asking tenacity again."""
+    sleep = FakeSleep() if driver == "sync" else AsyncFakeSleep()
+    server = Server([status(503) for _ in range(failures)])
+    call = policy(sleep).start()
+    if driver == "sync":
+        attempts = _count_attempts(call, server)
+    else:
+        attempts = asyncio.run(_acount_attempts(call, server))
+    assert (attempts, server.calls, call.sent) == (failures + 1,) * 3
+    assert len(sleep.waits) == failures
