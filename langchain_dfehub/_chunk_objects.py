@@ -16,6 +16,7 @@ of such a message. If an installed langchain-core gives the prototypes a
 state this module does not expect (a new field holding a container, a
 post-init hook, private attributes), every chunk is built the validated way
 instead. `tests/test_chunk_objects.py` checks that both ways give equal objects.
+`_result_objects` does the same for a whole reply's objects.
 """
 
 from __future__ import annotations
@@ -42,10 +43,15 @@ _GENERATION_STATE: dict[str, Any] = dict(
 _TEXT = type(AIMessageChunk(content="").text)
 
 
-def _fits(
+def prototype_fits(
     model: type[BaseModel], state: dict[str, Any], fresh: tuple[str, ...]
 ) -> bool:
-    """Whether the prototype's state is what the fast constructors assume."""
+    """Whether the prototype's state is what the fast constructors assume.
+
+    That is: it holds every field and nothing else, its only containers are
+    the `fresh` ones (empty, so each object gets new ones), and the model has
+    no post-init hook or private attributes to set up.
+    """
     containers = {key for key, value in state.items() if isinstance(value, list | dict)}
     return (
         set(state) == set(model.model_fields)
@@ -65,8 +71,8 @@ def _text_is_plain() -> bool:
 
 
 FAST = (
-    _fits(AIMessageChunk, _MESSAGE_STATE, (*_MESSAGE_LISTS, *_MESSAGE_DICTS))
-    and _fits(ChatGenerationChunk, _GENERATION_STATE, ())
+    prototype_fits(AIMessageChunk, _MESSAGE_STATE, (*_MESSAGE_LISTS, *_MESSAGE_DICTS))
+    and prototype_fits(ChatGenerationChunk, _GENERATION_STATE, ())
     and _text_is_plain()
 )
 

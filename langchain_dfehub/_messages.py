@@ -39,6 +39,7 @@ from langchain_dfehub._reasoning import (
     reasoning_for_history,
     reasoning_text,
 )
+from langchain_dfehub._result_objects import reply_message
 
 PROVIDER = "dfehub"
 # A delta with only these carries a piece of text and nothing else.
@@ -213,33 +214,45 @@ def _invalid_tool_call_to_dict(call: InvalidToolCall) -> dict[str, Any]:
 
 
 def usage_from_dict(usage: Mapping[str, Any] | None) -> UsageMetadata | None:
-    """Read a `usage` object into LangChain's usage metadata."""
+    """Read a `usage` object into LangChain's usage metadata.
+
+    Written as validation would store it (whole ints, keys in the order of
+    `UsageMetadata` and its details), so `_result_objects` keeps it as it is.
+    """
     if not usage:
         return None
     input_tokens = int(usage.get("prompt_tokens") or 0)
     output_tokens = int(usage.get("completion_tokens") or 0)
     total = usage.get("total_tokens")
-    metadata = UsageMetadata(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        total_tokens=int(total) if total is not None else input_tokens + output_tokens,
-    )
-    input_details, output_details = _token_details(usage)
-    if input_details:
-        metadata["input_token_details"] = input_details  # type: ignore[typeddict-item]
-    if output_details:
-        metadata["output_token_details"] = output_details  # type: ignore[typeddict-item]
+    metadata: UsageMetadata = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": int(total)
+        if total is not None
+        else input_tokens + output_tokens,
+    }
+    if (
+        usage.get("prompt_tokens_details")
+        or usage.get("completion_tokens_details")
+        or "prompt_cache_hit_tokens" in usage
+    ):
+        input_details, output_details = _token_details(usage)
+        if input_details:
+            metadata["input_token_details"] = input_details  # type: ignore[typeddict-item]
+        if output_details:
+            metadata["output_token_details"] = output_details  # type: ignore[typeddict-item]
     return metadata
 
 
-# (details object, its field, LangChain's name for it), per side of the usage.
+# (details object, its field, LangChain's name for it), per side of the usage,
+# in the order of LangChain's `InputTokenDetails` and `OutputTokenDetails`.
 _INPUT_DETAILS = (
-    ("prompt_tokens_details", "cached_tokens", "cache_read"),
     ("prompt_tokens_details", "audio_tokens", "audio"),
+    ("prompt_tokens_details", "cached_tokens", "cache_read"),
 )
 _OUTPUT_DETAILS = (
-    ("completion_tokens_details", "reasoning_tokens", "reasoning"),
     ("completion_tokens_details", "audio_tokens", "audio"),
+    ("completion_tokens_details", "reasoning_tokens", "reasoning"),
 )
 
 
@@ -248,7 +261,7 @@ def _token_details(usage: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, 
     input_details = _details(usage, _INPUT_DETAILS)
     hits = usage.get("prompt_cache_hit_tokens")  # DeepSeek's own name
     if "cache_read" not in input_details and type(hits) is int:
-        input_details["cache_read"] = hits
+        input_details["cache_read"] = hits  # last, as in `InputTokenDetails`
     return input_details, _details(usage, _OUTPUT_DETAILS)
 
 
@@ -260,7 +273,7 @@ def _details(
         details = usage.get(group)
         value = details.get(field) if isinstance(details, Mapping) else None
         if isinstance(value, int) and not isinstance(value, bool):
-            found[name] = value
+            found[name] = int(value)  # a plain int, as validation stores it
     return found
 
 
@@ -270,7 +283,10 @@ def response_to_messages(response: Mapping[str, Any]) -> list[AIMessage]:
     The usage counts the whole request, all choices together, so only the
     first message carries it: summing the messages' usage stays right.
     """
-    choices = [c for c in response["choices"] if isinstance(c, Mapping)]
+    choices = response["choices"]
+    if len(choices) == 1 and type(choices[0]) is dict:  # nearly every reply
+        return [response_to_message(response, choices[0])]
+    choices = [c for c in choices if isinstance(c, Mapping)]
     return [
         response_to_message(response, choice, with_usage=index == 0)
         for index, choice in enumerate(choices)
@@ -297,21 +313,30 @@ def response_to_message(
     message = choice.get("message") or {}
     tool_calls: list[ToolCall] = []
     invalid: list[InvalidToolCall] = []
-    for raw in message.get("tool_calls") or ():
-        _parse_tool_call(raw, tool_calls, invalid)
+    raw_calls = message.get("tool_calls")
+    if raw_calls:
+        for raw in raw_calls:
+            _parse_tool_call(raw, tool_calls, invalid)
     additional: dict[str, Any] = {}
-    if message.get("refusal"):
-        additional["refusal"] = message["refusal"]
+    refusal = message.get("refusal")
+    if refusal:
+        additional["refusal"] = refusal
     reasoning = reasoning_text(message)
     if reasoning is not None:
         additional[REASONING_KEY] = reasoning
+    content = message.get("content") or ""
+    usage = usage_from_dict(response.get("usage")) if with_usage else None
+    metadata = _response_metadata(response, choice)
+    if not tool_calls and not invalid:
+        # An answer without tool calls skips validation (see `_result_objects`).
+        return reply_message(content, additional, metadata, usage, response.get("id"))
     return AIMessage(
-        content=message.get("content") or "",
+        content=content,
         tool_calls=tool_calls,
         invalid_tool_calls=invalid,
         additional_kwargs=additional,
-        usage_metadata=usage_from_dict(response.get("usage")) if with_usage else None,
-        response_metadata=_response_metadata(response, choice),
+        usage_metadata=usage,
+        response_metadata=metadata,
         id=response.get("id"),
     )
 

@@ -10,32 +10,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from langchain_dfehub._chunk_objects import generation, text_generation
 from langchain_dfehub._messages import chunk_to_message, response_to_messages
+from langchain_dfehub._result_objects import reply_generation, reply_result
 
 
 def chat_result(response: Mapping[str, Any]) -> ChatResult:
-    """A whole `chat.completion` reply as LangChain's result."""
+    """A whole `chat.completion` reply as LangChain's result.
+
+    Its objects are built without validating them again where nothing
+    would change (see `_result_objects`).
+    """
+    generations = [
+        reply_generation(
+            message, {"finish_reason": message.response_metadata.get("finish_reason")}
+        )
+        for message in response_to_messages(response)
+    ]
     llm_output = {
         "model_name": response.get("model"),
         "token_usage": response.get("usage"),
         "id": response.get("id"),
         "system_fingerprint": response.get("system_fingerprint"),
     }
-    return ChatResult(
-        generations=[
-            ChatGeneration(
-                message=message,
-                generation_info={
-                    "finish_reason": message.response_metadata.get("finish_reason")
-                },
-            )
-            for message in response_to_messages(response)
-        ],
-        llm_output=llm_output,
-    )
+    return reply_result(generations, llm_output)
 
 
 def generation_chunk(data: Mapping[str, Any] | str, v1: bool) -> ChatGenerationChunk:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
-from pydantic import BaseModel
+from model_state import same_object
 
 from langchain_dfehub import ChatDfeHub
 from langchain_dfehub._chunk_objects import (
@@ -29,22 +29,6 @@ from langchain_dfehub._stream_state import ReplyStream
 from langchain_dfehub.testing import DfeHubEmulator
 
 TEXTS = ["", "Hello", " wörld ✓", "a\nb"]
-
-
-def same_object(fast: BaseModel, validated: BaseModel) -> None:
-    """Equal as pydantic sees them, and in every part pydantic keeps."""
-    assert type(fast) is type(validated)
-    assert fast == validated
-    assert fast.__dict__ == validated.__dict__
-    assert [type(v) for v in fast.__dict__.values()] == [
-        type(v) for v in validated.__dict__.values()
-    ]
-    assert list(fast.__dict__) == list(validated.__dict__)  # field order
-    assert fast.model_fields_set == validated.model_fields_set
-    assert fast.__pydantic_extra__ == validated.__pydantic_extra__
-    assert fast.__pydantic_private__ == validated.__pydantic_private__
-    assert fast.model_dump() == validated.model_dump()
-    assert repr(fast) == repr(validated)
 
 
 def test_the_fast_path_is_taken_with_the_installed_langchain_core() -> None:
