@@ -32,9 +32,9 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
 from tenacity import AsyncRetrying, AttemptManager, RetryCallState, Retrying
@@ -43,7 +43,6 @@ from tenacity.wait import wait_base
 
 from langchain_dfehub._errors import DfeHubError, DfeHubRateLimitError, _excerpt
 from langchain_dfehub._gate import Reservation, ServiceGate, Ticket
-from langchain_dfehub._gate._memory import MemoryStore
 from langchain_dfehub._throttle import throttle_is_per_model
 
 logger = logging.getLogger("langchain_dfehub")
@@ -219,6 +218,10 @@ class RetryPolicy:
 class Call:
     """One call's retries: counts, throttle time spent, the last gate ticket.
 
+    It is also the context of each send (`with call.passage():`, or `async
+    with call.apassage():`): entering waits at the gate, leaving tells the
+    gate how the send went.
+
     Attributes:
         errors: Failed attempts that were errors (bounded by `max_retries`).
         throttled: Requests of this call the service throttled.
@@ -344,17 +347,35 @@ class Call:
 
     # --- the gate ------------------------------------------------------------
 
-    @contextmanager
-    def passage(self) -> Iterator[None]:
-        """Wait at the gate, send (the body of the `with`), report the outcome."""
+    def passage(self) -> Call:
+        """Wait at the gate, send (the body of the `with`), report the outcome.
+
+        The call is that context itself (entering waits at the gate, leaving
+        reports the send): one passage at a time, and no object made per
+        passage. `apassage` is the same for `async with`.
+        """
+        return self
+
+    def apassage(self) -> Call:
+        """The async twin of `passage`; a shared store is asked without blocking."""
+        return self
+
+    def __enter__(self) -> None:
         gate = self.policy.gate
+        reservation, delay = self._reserve(gate)
+        ticket = reservation.ticket  # not None: it may send now, and entered
+        if ticket is None:
+            ticket = self._wait_at_gate(gate, reservation, delay)
+        self._ticket = ticket
+        self.sent += 1
+
+    def _wait_at_gate(
+        self, gate: ServiceGate, reservation: Reservation, delay: float
+    ) -> Ticket:
+        """Wait until the gate lets the call in; the sync path's queue."""
         ticket = None
         try:
             while True:
-                reservation, delay = self._reserve(gate)
-                if reservation.ticket is not None:
-                    ticket = reservation.ticket  # it may send now: entered
-                    break
                 if delay > 0:
                     try:
                         (self.policy.sleep or time.sleep)(delay)
@@ -364,25 +385,34 @@ class Call:
                     self.waited += delay
                 ticket = gate.enter(reservation, gate.clock())
                 if ticket is not None:
-                    break
+                    return ticket
+                reservation, delay = self._reserve(gate)
+                if reservation.ticket is not None:
+                    return reservation.ticket
         except BaseException:
             if ticket is not None:  # interrupted between entering and sending
                 gate.settled(ticket, unsent=True)
             raise
-        with self._reporting(ticket):
-            yield
 
-    @asynccontextmanager
-    async def apassage(self) -> AsyncIterator[None]:
-        """The async twin of `passage`; a shared store is asked without blocking."""
+    async def __aenter__(self) -> None:
         gate = self.policy.gate
+        if gate.inline:  # decided here without waiting: the sync decision
+            reservation, delay = self._reserve(gate)
+        else:
+            reservation, delay = await self._areserve(gate)
+        ticket = reservation.ticket
+        if ticket is None:
+            ticket = await self._await_gate(gate, reservation, delay)
+        self._ticket = ticket
+        self.sent += 1
+
+    async def _await_gate(
+        self, gate: ServiceGate, reservation: Reservation, delay: float
+    ) -> Ticket:
+        """The async twin of `_wait_at_gate`."""
         ticket = None
         try:
             while True:
-                reservation, delay = await self._areserve(gate)
-                if reservation.ticket is not None:
-                    ticket = reservation.ticket  # it may send now: entered
-                    break
                 if delay > 0:
                     try:
                         await self._async_sleep(delay)
@@ -396,13 +426,65 @@ class Call:
                     lambda entered: _leave_unsent(gate, entered),
                 )
                 if ticket is not None:
-                    break
+                    return ticket
+                reservation, delay = await self._areserve(gate)
+                if reservation.ticket is not None:
+                    return reservation.ticket
         except BaseException:
             if ticket is not None:  # cancelled between entering and sending
                 gate.settled(ticket, unsent=True)
             raise
-        async with self._areporting(ticket):
-            yield
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Tell the gate whether the service admitted or throttled the send."""
+        gate = self.policy.gate
+        ticket = self._ticket
+        assert ticket is not None  # set by entering
+        if error is None:
+            gate.admitted(ticket)
+        elif isinstance(error, DfeHubRateLimitError):
+            gate.throttled(
+                ticket,
+                error.retry_after,
+                gate.clock(),
+                per_model=self._note_throttle(ticket, error),
+            )
+        elif isinstance(error, DfeHubError) and error.status_code is not None:
+            gate.admitted(ticket)  # the service answered, and not "wait"
+        else:
+            gate.settled(ticket)  # a network failure; cancelled or interrupted
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """The async twin of `__exit__` (a cancel is reported at once, sync)."""
+        gate = self.policy.gate
+        if gate.inline:
+            self.__exit__(kind, error, traceback)
+            return
+        ticket = self._ticket
+        assert ticket is not None  # set by entering
+        if error is None:
+            await gate.aadmitted(ticket)
+        elif isinstance(error, DfeHubRateLimitError):
+            await gate.athrottled(
+                ticket,
+                error.retry_after,
+                gate.clock(),
+                per_model=self._note_throttle(ticket, error),
+            )
+        elif isinstance(error, DfeHubError) and error.status_code is not None:
+            await gate.aadmitted(ticket)  # the service answered, and not "wait"
+        else:
+            gate.settled(ticket)  # a network failure; cancelled or interrupted
 
     def throttled_late(self, error: DfeHubRateLimitError) -> None:
         """A throttle after the answer began: not retried, but the gate learns."""
@@ -428,13 +510,19 @@ class Call:
 
     def _reserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
         """Reserve a passage within the call's bounds; raise if none fits."""
-        now, limit, bound = self._before_reserving(gate)
+        if self.give_up is not None:
+            raise self.give_up  # a retry's wait would have passed the deadline
+        now = gate.clock()
+        limit, bound = self._limit(now)
         reservation = gate.reserve(now, self.policy.model, limit, enter=True)
         return reservation, self._after_reserving(reservation, now, bound)
 
     async def _areserve(self, gate: ServiceGate) -> tuple[Reservation, float]:
         """The async twin of `_reserve`."""
-        now, limit, bound = self._before_reserving(gate)
+        if self.give_up is not None:
+            raise self.give_up
+        now = gate.clock()
+        limit, bound = self._limit(now)
         reservation = await _kept_or_given_back(
             gate,
             gate.areserve(now, self.policy.model, limit, enter=True),
@@ -442,102 +530,51 @@ class Call:
         )
         return reservation, self._after_reserving(reservation, now, bound)
 
-    def _before_reserving(self, gate: ServiceGate) -> tuple[float, float, str]:
-        if self.give_up is not None:
-            raise self.give_up  # a retry's wait would have passed the deadline
-        now = gate.clock()
-        limit, bound = self._limit(now)
-        return now, limit, bound
-
     def _after_reserving(
-        self, reservation: Reservation, now: float, bound: str
+        self, reservation: Reservation, now: float, bound: int
     ) -> float:
         delay = max(reservation.at - now, 0.0)
         if reservation.refused:
-            self.give_up = _exhausted(self, self._last_throttle, delay, bound)
+            what = self._bound_text(bound, now)
+            self.give_up = _exhausted(self, self._last_throttle, delay, what)
             raise self.give_up
         if delay > 0 and self._loop_since is None:
             self._loop_since = now
         return delay
 
-    def _limit(self, now: float) -> tuple[float, str]:
-        """The longest this call may wait at the gate now, and what bounds it."""
+    def _limit(self, now: float) -> tuple[float, int]:
+        """The longest this call may wait at the gate now, and what bounds it.
+
+        The bound comes back as one of the `_BY_*` numbers: its words are
+        written (`_bound_text`) only for a call the gate refuses. Of equal
+        bounds, the first of max_retry_wait, budget and deadline is named.
+        """
         policy = self.policy
         if policy.max_retries == 0:
-            return 0.0, "and max_retries=0 sends without waiting"
-        limits = [
-            (
-                policy.max_retry_wait,
-                f"longer than max_retry_wait ({policy.max_retry_wait:g} s)",
-            ),
-            (
-                policy.throttle_budget - self._spent(now),
-                f"past this call's throttle_budget ({policy.throttle_budget:g} s,"
-                f" {self._spent(now):.3g} s already spent on throttles)",
-            ),
-        ]
+            return 0.0, _BY_NO_WAITING
+        limit, bound = policy.max_retry_wait, _BY_MAX_RETRY_WAIT
+        left = policy.throttle_budget - self._spent(now)
+        if left < limit:
+            limit, bound = left, _BY_BUDGET
         if self.deadline_at is not None:
-            limits.append(
-                (self.deadline_at - time.monotonic(), "past this call's deadline")
-            )
-        limit, bound = min(limits, key=lambda pair: pair[0])
+            left = self.deadline_at - time.monotonic()
+            if left < limit:
+                limit, bound = left, _BY_DEADLINE
         return max(limit, 0.0), bound
 
-    @contextmanager
-    def _reporting(self, ticket: Ticket) -> Iterator[None]:
-        """Tell the gate whether the service admitted or throttled the send."""
-        self._ticket = ticket
-        self.sent += 1
-        gate = self.policy.gate
-        try:
-            yield
-        except DfeHubRateLimitError as error:
-            gate.throttled(
-                ticket,
-                error.retry_after,
-                gate.clock(),
-                per_model=self._note_throttle(ticket, error),
+    def _bound_text(self, bound: int, now: float) -> str:
+        """The words for a bound `_limit` named at `now`."""
+        policy = self.policy
+        if bound == _BY_NO_WAITING:
+            return "and max_retries=0 sends without waiting"
+        if bound == _BY_MAX_RETRY_WAIT:
+            return f"longer than max_retry_wait ({policy.max_retry_wait:g} s)"
+        if bound == _BY_BUDGET:
+            return (
+                f"past this call's throttle_budget ({policy.throttle_budget:g} s,"
+                f" {self._spent(now):.3g} s already spent on throttles)"
             )
-            raise
-        except DfeHubError as error:
-            if error.status_code is not None:
-                gate.admitted(ticket)  # the service answered, and not "wait"
-            else:
-                gate.settled(ticket)
-            raise
-        except BaseException:
-            gate.settled(ticket)  # cancelled or interrupted mid-request
-            raise
-        else:
-            gate.admitted(ticket)
-
-    @asynccontextmanager
-    async def _areporting(self, ticket: Ticket) -> AsyncIterator[None]:
-        """The async twin of `_reporting` (a cancel is reported at once, sync)."""
-        self._ticket = ticket
-        self.sent += 1
-        gate = self.policy.gate
-        try:
-            yield
-        except DfeHubRateLimitError as error:
-            await gate.athrottled(
-                ticket,
-                error.retry_after,
-                gate.clock(),
-                per_model=self._note_throttle(ticket, error),
-            )
-            raise
-        except DfeHubError as error:
-            if error.status_code is not None:
-                await gate.aadmitted(ticket)  # the service answered, and not "wait"
-            else:
-                gate.settled(ticket)
-            raise
-        except BaseException:
-            gate.settled(ticket)  # cancelled or interrupted mid-request
-            raise
-        else:
-            await gate.aadmitted(ticket)
+        return "past this call's deadline"
 
     def _note_throttle(self, ticket: Ticket, error: DfeHubRateLimitError) -> bool:
         """Count a throttle of this call; return whether it is about the model."""
@@ -547,6 +584,9 @@ class Call:
             self._loop_since = ticket.sent_at
         return self.policy.per_model(error)
 
+
+# What bounds a call's wait at the gate (see `Call._limit`).
+_BY_NO_WAITING, _BY_MAX_RETRY_WAIT, _BY_BUDGET, _BY_DEADLINE = range(4)
 
 # A throttle storm's last bound: a call sends at most this many requests that
 # the service throttles. Far more than a fair queue needs (a call is throttled
@@ -604,7 +644,7 @@ async def _kept_or_given_back(
     The in-process store decides without suspending, so it needs none of
     this (a task and a shield would cost every async call).
     """
-    if isinstance(gate.store, MemoryStore):
+    if gate.inline:
         return await decision
     pending = asyncio.ensure_future(decision)
     try:

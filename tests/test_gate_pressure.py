@@ -141,7 +141,7 @@ def test_sync_calls_interrupted_while_waiting_give_their_places_back(
         # Only while the call sleeps at the gate (the frame that called the
         # sleep): raised anywhere else, it could leave a lock of a library
         # below held. Elsewhere, look again shortly.
-        if frame is not None and frame.f_code.co_name == "passage":
+        if frame is not None and frame.f_code.co_name == "_wait_at_gate":
             raise AlarmError
         signal.setitimer(signal.ITIMER_REAL, 0.005)
 

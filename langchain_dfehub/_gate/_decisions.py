@@ -15,6 +15,7 @@ lane 1 (when a call names a model) the model's. A call waits at both.
 from __future__ import annotations
 
 import math
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -106,7 +107,8 @@ class Lane:
     window: int = 0  # learned: at most this many sends ...
     period: float = 0.0  # ... within this many seconds (0: not learned)
     entered: list[float] = field(default_factory=list)  # the last `window` sends
-    history: list[float] = field(default_factory=list)  # admitted, oldest first
+    # Admitted, oldest first; the in-process store keeps a bounded deque.
+    history: MutableSequence[float] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
         """The lane as JSON-ready data (without its history)."""
@@ -205,6 +207,14 @@ class Counts:
 # lane's name, which the process that logs it knows.
 Note = tuple[int, int, str, tuple[Any, ...]]
 
+# What a reservation holds in one lane: (epoch, paced slot or None, probe).
+Hold = tuple[int, "float | None", bool]
+
+# What `reserve` decided: (id, at, holds_slot, refused, holds, entered). A
+# plain tuple: the in-process store hands it to the gate unpackaged, and this
+# is every call's path.
+Reserved = tuple[int, float, bool, bool, tuple[Hold, ...], bool]
+
 
 # --- passing ---------------------------------------------------------------------
 
@@ -216,13 +226,16 @@ def reserve(
     limit: float,
     probe_every: float,
     notes: list[Note],
-) -> dict[str, Any]:
+    entering: bool = False,
+) -> Reserved:
     """Say when a call may send: now, at its paced slot, or at reopening.
 
-    Returns `at` (store time), `holds_slot`, `refused`, `id`, and `holds`:
-    per lane `[epoch, slot or None, probe]`. A closed lane, or one waiting
-    for its probe's answer, holds nothing: the call reserves again at `at`.
-    A call whose wait would pass `limit` takes nothing (`refused`).
+    Returns `(id, at, holds_slot, refused, holds, entered)`: `at` is store
+    time, `holds` per lane `(epoch, slot or None, probe)`. A closed lane, or
+    one waiting for its probe's answer, holds nothing: the call reserves
+    again at `at`. A call whose wait would pass `limit` takes nothing
+    (`refused`). `entering`: a call that need not wait enters at once (one
+    trip to the store), and `entered` says so.
     """
     counts.ids += 1
     rid = counts.ids
@@ -245,19 +258,19 @@ def reserve(
             else:
                 closed_at = max(closed_at, now + PROBE_POLL)
     if closed_at > now:
-        return _reservation(
-            rid, closed_at, holds_slot=False, refused=closed_at - now > limit
-        )
+        return (rid, closed_at, False, closed_at - now > limit, (), False)
     at = now
     for index, lane in enumerate(lanes):
         if index not in probes:
-            _ready(lane, index, notes)
-            _relax(lane, index, now, notes)
+            if lane.learning:
+                _ready(lane, index, notes)
             if lane.interval is not None:
-                at = max(at, _next_slot(lane, at))
+                _relax(lane, index, now, notes)
+                if lane.interval is not None:
+                    at = max(at, _next_slot(lane, at))
     if at - now > limit:
-        return _reservation(rid, at, holds_slot=False, refused=True)
-    holds: list[list[Any]] = []
+        return (rid, at, False, True, (), False)
+    holds: list[Hold] = []
     for index, lane in enumerate(lanes):
         probe = index in probes
         slot = None
@@ -269,49 +282,39 @@ def reserve(
         elif lane.interval is not None:
             slot = _next_slot(lane, at)
             _take_slot(lane, slot)
-        holds.append([lane.epoch, slot, probe])
-    result = _reservation(rid, at, holds_slot=True, refused=False)
-    result["holds"] = holds
-    return result
-
-
-def _reservation(
-    rid: int, at: float, *, holds_slot: bool, refused: bool
-) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "at": at,
-        "holds_slot": holds_slot,
-        "refused": refused,
-        "holds": [],
-    }
+        holds.append((lane.epoch, slot, probe))
+    taken = tuple(holds)
+    entered = entering and at <= now and enter(lanes, counts, rid, taken, now)
+    return (rid, at, True, False, taken, entered)
 
 
 def enter(
-    lanes: list[Lane], counts: Counts, rid: int, holds: list[list[Any]], now: float
+    lanes: list[Lane],
+    counts: Counts,
+    rid: int,
+    holds: Sequence[Sequence[Any]],
+    now: float,
 ) -> bool:
     """Send now if the reservation still holds; False means reserve again.
 
     A reservation made before a throttle closed its lane no longer holds: the
     call queues again behind the new closing, and what it held is given back.
     """
-    valid = all(
-        epoch == lane.epoch
-        and (
+    for lane, (epoch, _, probe) in zip(lanes, holds, strict=False):
+        if epoch != lane.epoch or not (
             lane.probe_id == rid
             if probe
             else now >= lane.closed_until
             and not lane.probing
-            and now >= _window_opens(lane)
-        )
-        for lane, (epoch, _, probe) in zip(lanes, holds, strict=False)
-    )
-    if not valid:
-        release(lanes, rid, holds)
-        return False
+            and (lane.window <= 0 or now >= _window_opens(lane))
+        ):
+            release(lanes, rid, holds)
+            return False
     for lane, hold in zip(lanes, holds, strict=False):
-        _give_back(lane, hold)
-        lane.last_sent = max(lane.last_sent, now)
+        if hold[1] is not None:
+            _give_back(lane, hold)
+        if now > lane.last_sent:
+            lane.last_sent = now
         if lane.episode_start < 0:
             lane.episode_start = now
         if lane.window > 0:
@@ -321,7 +324,7 @@ def enter(
     return True
 
 
-def release(lanes: list[Lane], rid: int, holds: list[list[Any]]) -> None:
+def release(lanes: list[Lane], rid: int, holds: Sequence[Sequence[Any]]) -> None:
     """Give back what a reservation holds: its call leaves unsent."""
     for lane, hold in zip(lanes, holds, strict=False):
         _give_back(lane, hold)
@@ -419,11 +422,23 @@ def apply(
     notes: list[Note] = []
     result: dict[str, Any]
     if op == "reserve":
-        result = reserve(lanes, counts, now, args["limit"], args["probe_every"], notes)
-        # A call that need not wait enters at once: one trip to the store.
-        result["entered"] = False
-        if args.get("enter") and result["holds_slot"] and result["at"] <= now:
-            result["entered"] = enter(lanes, counts, result["id"], result["holds"], now)
+        rid, at, holds_slot, refused, holds, entered = reserve(
+            lanes,
+            counts,
+            now,
+            args["limit"],
+            args["probe_every"],
+            notes,
+            bool(args.get("enter")),
+        )
+        result = {
+            "id": rid,
+            "at": at,
+            "holds_slot": holds_slot,
+            "refused": refused,
+            "holds": [list(hold) for hold in holds],
+            "entered": entered,
+        }
     elif op == "enter":
         result = {"entered": enter(lanes, counts, args["id"], args["holds"], now)}
     elif op == "release":
@@ -506,7 +521,7 @@ def _take_slot(lane: Lane, slot: float) -> None:
     lane.held.insert(position, slot)
 
 
-def _give_back(lane: Lane, hold: list[Any]) -> None:
+def _give_back(lane: Lane, hold: Sequence[Any]) -> None:
     epoch, slot, _ = hold
     if epoch != lane.epoch or slot is None:
         return

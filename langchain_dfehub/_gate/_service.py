@@ -8,16 +8,21 @@ whatever the store.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from langchain_dfehub._gate._decisions import DECREASE, PROBE_EVERY
+from langchain_dfehub._gate._decisions import (
+    DECREASE,
+    PROBE_EVERY,
+    Hold,
+    Note,
+    Reserved,
+)
 from langchain_dfehub._gate._memory import MemoryStore
 from langchain_dfehub._gate._store import GateStore
 from langchain_dfehub._throttle import usable_wait
@@ -26,9 +31,6 @@ logger = logging.getLogger("langchain_dfehub")
 
 # A limit that stands for "none": JSON (and Lua) has no infinity.
 _FOREVER = 1.0e15
-
-# What one reservation holds in a lane: [epoch, paced slot or None, probe].
-Hold = tuple[int, "float | None", bool]
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,14 @@ class GateState:
     store: str = "memory"
 
 
-@dataclass(frozen=True)
-class Reservation:
+class Reservation(NamedTuple):
     """When a call may pass: `at` (monotonic), and what it holds meanwhile.
 
     `holds_slot` is False when the call only waits for a closed gate to
     reopen (it holds nothing, and reserves again then); `refused` when the
     wait is longer than the call allowed, so nothing was taken at all.
+    A named tuple rather than a frozen dataclass: every call makes one, and
+    a frozen dataclass costs several times as much to build.
     """
 
     at: float
@@ -86,8 +89,7 @@ class Reservation:
         return any(hold[2] for hold in self.holds)
 
 
-@dataclass(frozen=True)
-class Ticket:
+class Ticket(NamedTuple):
     """A send the gate let through, reported back once its fate is known.
 
     `sent_at` is this process's monotonic clock; `store_sent_at` the store's.
@@ -134,6 +136,16 @@ class ServiceGate:
         # How much a throttle while paced slows the pace (less when shared).
         self.decrease = DECREASE
 
+    @property
+    def inline(self) -> bool:
+        """Whether the gate decides here and now: its store is this process's.
+
+        Such a decision never waits, so the async path may make it with the
+        sync methods, and every call's two decisions (`reserve`, `admitted`)
+        skip the packaging a shared store needs (see `MemoryStore`).
+        """
+        return type(self.store) is MemoryStore
+
     def _run(
         self,
         op: str,
@@ -148,7 +160,7 @@ class ServiceGate:
             )
         else:
             result = self.store.run(self.key, model, op, now, args)
-        self._log(result, model)
+        self._log(result["notes"], model)
         return result
 
     async def _arun(
@@ -165,11 +177,11 @@ class ServiceGate:
             )
         else:
             result = await self.store.arun(self.key, model, op, now, args)
-        self._log(result, model)
+        self._log(result["notes"], model)
         return result
 
-    def _log(self, result: dict[str, Any], model: str | None) -> None:
-        for level, lane, text, values in result["notes"]:
+    def _log(self, notes: list[Note], model: str | None) -> None:
+        for level, lane, text, values in notes:
             label = self.name if lane == 0 else f"{self.name} (model {model})"
             logger.log(level, text, label, *values)
 
@@ -190,8 +202,23 @@ class ServiceGate:
         cannot wait costs the others nothing. `enter`: a call that may send
         now enters at once (its `ticket`), in the same trip to the store.
         """
+        store = self.store
+        if type(store) is MemoryStore:
+            notes: list[Note] = []
+            reserved = store.reserve(
+                self.key,
+                model,
+                now,
+                min(limit, _FOREVER),
+                self.probe_every,
+                enter,
+                notes,
+            )
+            if notes:
+                self._log(notes, model)
+            return _reservation(reserved, now, now, model, None)
         args = self._reserve_args(limit, enter)
-        return _reservation(self._run("reserve", model, now, args), now, model)
+        return _reservation_of(self._run("reserve", model, now, args), now, model)
 
     async def areserve(
         self,
@@ -202,8 +229,11 @@ class ServiceGate:
         enter: bool = False,
     ) -> Reservation:
         """The async twin of `reserve` (a shared store is asked without blocking)."""
+        if type(self.store) is MemoryStore:
+            return self.reserve(now, model, limit, enter=enter)
         args = self._reserve_args(limit, enter)
-        return _reservation(await self._arun("reserve", model, now, args), now, model)
+        result = await self._arun("reserve", model, now, args)
+        return _reservation_of(result, now, model)
 
     def _reserve_args(self, limit: float, enter: bool) -> dict[str, Any]:
         return {
@@ -253,11 +283,23 @@ class ServiceGate:
 
     def admitted(self, ticket: Ticket) -> None:
         """The service answered this send without throttling it."""
+        store = self.store
+        if type(store) is MemoryStore:
+            notes: list[Note] = []
+            store.admitted(
+                self.key, ticket.model, ticket.id, _store_sent_at(ticket), notes
+            )
+            if notes:
+                self._log(notes, ticket.model)
+            return
         args = {"id": ticket.id, "sent_at": _store_sent_at(ticket)}
         self._run("admitted", ticket.model, self.clock(), args, ticket.via)
 
     async def aadmitted(self, ticket: Ticket) -> None:
         """The async twin of `admitted`."""
+        if type(self.store) is MemoryStore:
+            self.admitted(ticket)
+            return
         args = {"id": ticket.id, "sent_at": _store_sent_at(ticket)}
         await self._arun("admitted", ticket.model, self.clock(), args, ticket.via)
 
@@ -319,30 +361,44 @@ class ServiceGate:
         )
 
 
-def _reservation(result: dict[str, Any], now: float, model: str | None) -> Reservation:
+def _reservation_of(
+    result: dict[str, Any], now: float, model: str | None
+) -> Reservation:
+    """A store's packaged reservation (JSON from Redis: numbers for booleans)."""
     holds = tuple((int(e), s, bool(p)) for e, s, p in result["holds"])
-    reservation = Reservation(
-        at=now + max(result["at"] - result["now"], 0.0),
-        epoch=holds[0][0] if holds else 0,
-        holds_slot=bool(result["holds_slot"]),
-        refused=bool(result["refused"]),
-        holds=holds,
-        id=int(result["id"]),
-        model=model,
-        via=result.get("via"),
+    reserved = (
+        int(result["id"]),
+        result["at"],
+        bool(result["holds_slot"]),
+        bool(result["refused"]),
+        holds,
+        bool(result.get("entered")),
     )
-    if not result.get("entered"):
-        return reservation
-    return dataclasses.replace(
-        reservation,
-        ticket=Ticket(
-            sent_at=now,
-            holds=holds,
-            id=reservation.id,
-            model=model,
-            via=reservation.via,
-            store_sent_at=result["now"],
-        ),
+    return _reservation(reserved, now, result["now"], model, result.get("via"))
+
+
+def _reservation(
+    reserved: Reserved,
+    now: float,
+    store_now: float,
+    model: str | None,
+    via: str | None,
+) -> Reservation:
+    """What the store decided, on this process's clock (`now`)."""
+    rid, at, holds_slot, refused, holds, entered = reserved
+    ticket = None
+    if entered:
+        ticket = Ticket(now, holds, rid, model, via, store_now)
+    return Reservation(
+        now + max(at - store_now, 0.0),
+        holds[0][0] if holds else 0,
+        holds_slot,
+        refused,
+        holds,
+        rid,
+        model,
+        via,
+        ticket,
     )
 
 
