@@ -367,11 +367,15 @@ class ChatDfeHubFields(BaseChatModel):
 
     @property
     def _transport(self) -> SyncTransport:
-        return self._sync_transport
+        # Read from pydantic's dict of private values: `self._sync_transport`
+        # goes through `BaseModel.__getattr__`'s slow path on every call.
+        transport: SyncTransport = self.__pydantic_private__["_sync_transport"]  # type: ignore[index]
+        return transport
 
     @property
     def _atransport(self) -> AsyncTransport:
-        transport = self._async_transport
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        transport: AsyncTransport | None = private["_async_transport"]
         if transport is None:
             # Imported on first async use: httpx is not needed before.
             from langchain_dfehub._async_transport import AsyncTransport

@@ -9,6 +9,7 @@ model's settings only (URL, headers, connection) comes from the model's
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from langchain_dfehub._arguments import (
     user_stacklevel,
 )
 from langchain_dfehub._connection import warn_unverified
-from langchain_dfehub._gate import gate_named
+from langchain_dfehub._gate import ServiceGate, gate_named
 from langchain_dfehub._messages import messages_to_dicts
 from langchain_dfehub._retry import RetryPolicy
 from langchain_dfehub._settings import CallSettings
@@ -29,6 +30,7 @@ from langchain_dfehub._stream_state import Request
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
+    from pydantic.fields import FieldInfo
 
     from langchain_dfehub._model_fields import ChatDfeHubFields
 
@@ -71,10 +73,10 @@ def build_request(
     body.update(model.model_kwargs)
     stream_usage = kwargs.pop("stream_usage", model.stream_usage)
     call_extra_body = kwargs.pop("extra_body", None)
-    own, fields = sort_call_arguments(kwargs, type(model).model_fields, _BODY_FIELDS)
+    own, fields = sort_call_arguments(kwargs, _fields_of(type(model)), _BODY_FIELDS)
     body.update(fields)
-    settings = CallSettings(
-        **{name: own.get(name, getattr(model, name)) for name in CALL_SETTINGS}
+    settings = _call_settings(
+        *[own.get(name, getattr(model, name)) for name in CALL_SETTINGS]
     )
     merge_extra_body(body, model.extra_body, call_extra_body)
     check_choices(body, stream=stream)
@@ -85,7 +87,8 @@ def build_request(
     if stream and stream_usage:
         body["stream_options"] = {"include_usage": True}
     connect, read = settings.connect_and_read
-    target = model._targets.get(model)
+    # Not `model._targets`: pydantic's private-attribute lookup is slow.
+    target = model.__pydantic_private__["_targets"].get(model)  # type: ignore[index]
     if model.verify is False and not model._unverified_warned:
         # Set on a copy or after the model was built: warned of now.
         model._unverified_warned = True
@@ -98,16 +101,43 @@ def build_request(
         connect_timeout=connect,
         read_timeout=read,
         secret=target.secret,
-        policy=RetryPolicy(
-            max_retries=settings.max_retries,
-            max_retry_wait=settings.max_retry_wait,
-            throttle_budget=settings.throttle_budget,
-            gate=gate_named(target.url, target.key_digest, target.store),
-            model=body["model"] if isinstance(body.get("model"), str) else None,
-            throttle_scope=model.throttle_scope,
+        policy=_retry_policy(
+            settings,
+            gate_named(target.url, target.key_digest, target.store),
+            body["model"] if isinstance(body.get("model"), str) else None,
+            model.throttle_scope,
         ),
         connection=target.connection,
         deadline=settings.deadline,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _fields_of(cls: type[ChatDfeHubFields]) -> dict[str, FieldInfo]:
+    """A model class's fields (pydantic builds the mapping on every read)."""
+    return dict(cls.model_fields)
+
+
+# Settings and policies are immutable, and the same for most calls of a
+# model: they are kept rather than built per call. `typed`, so that a
+# setting of 1 and one of 1.0 each keep the value given.
+@functools.lru_cache(maxsize=256, typed=True)
+def _call_settings(*values: Any) -> CallSettings:
+    """The settings named by `CALL_SETTINGS`, given in that order."""
+    return CallSettings(**dict(zip(CALL_SETTINGS, values, strict=True)))
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _retry_policy(
+    settings: CallSettings, gate: ServiceGate, model: str | None, scope: str
+) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=settings.max_retries,
+        max_retry_wait=settings.max_retry_wait,
+        throttle_budget=settings.throttle_budget,
+        gate=gate,
+        model=model,
+        throttle_scope=scope,
     )
 
 
