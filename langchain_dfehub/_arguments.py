@@ -106,6 +106,18 @@ REFUSED: Mapping[str, str] = {
 }
 
 # The model's client settings a call may change, for that call only.
+# Fields sent in the body when the user set them, under the same name.
+SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "max_tokens",
+    "n",
+    "logprobs",
+    "top_logprobs",
+)
+
 CALL_SETTINGS = (
     "timeout",
     "max_retries",

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_dfehub._connection import Connection
-from langchain_dfehub._gate import key_digest
 from langchain_dfehub._settings import (
     authorization,
     check_headers,
@@ -120,6 +119,8 @@ class TargetCache:
 
 def make_target(model: ChatDfeHubFields) -> CallTarget:
     """Work out a model's target from its fields (and the environment)."""
+    from langchain_dfehub._gate import key_digest  # the gate loads on first call
+
     url = chat_completions_url(model.base_url)
     header, secret = authorization(model.api_key, model._url_credentials)
     # A header set after the model was built is hidden now, as it is sent.

@@ -33,7 +33,7 @@ from langchain_dfehub._connection import (
     proxy_url,
     warn_unverified,
 )
-from langchain_dfehub._gate._urls import check_gate_url, without_password
+from langchain_dfehub._gate_urls import check_gate_url, without_password
 from langchain_dfehub._settings import (
     check_client,
     check_files,
@@ -45,7 +45,6 @@ from langchain_dfehub._settings import (
     is_credential_header,
     split_credentials,
 )
-from langchain_dfehub._transport import SyncTransport
 from langchain_dfehub._urls import chat_completions_url
 from langchain_dfehub._version import __version__
 
@@ -53,22 +52,23 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from langchain_dfehub._async_transport import AsyncTransport
+    from langchain_dfehub._transport import SyncTransport
 
 DEFAULT_BASE_URL = "https://chat.dfehub.com/api/openai/v1"
 DEFAULT_MODEL = "gpt-3.5-turbo"
 
-_ASYNC_SETUP = threading.Lock()
+_TRANSPORT_SETUP = threading.Lock()
 
 
-def _fresh_async_setup_lock() -> None:
+def _fresh_transport_setup_lock() -> None:
     # A fork while another thread held the lock would leave the child's copy
-    # held for ever, and its first async call waiting on it.
-    global _ASYNC_SETUP
-    _ASYNC_SETUP = threading.Lock()
+    # held for ever, and its first call waiting on it.
+    global _TRANSPORT_SETUP
+    _TRANSPORT_SETUP = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(after_in_child=_fresh_async_setup_lock)
+    os.register_at_fork(after_in_child=_fresh_transport_setup_lock)
 
 
 class ChatDfeHubFields(BaseChatModel):
@@ -245,7 +245,9 @@ class ChatDfeHubFields(BaseChatModel):
     parameters (vLLM's `top_k`, `chat_template_kwargs`); a call's
     `extra_body=` is merged over it."""
 
-    _sync_transport: SyncTransport = PrivateAttr(default_factory=SyncTransport)
+    # Both made on first use: importing and building a model loads neither
+    # `requests`' adapters nor httpx, tenacity or the transports.
+    _sync_transport: SyncTransport | None = PrivateAttr(default=None)
     _async_transport: AsyncTransport | None = None
     # `user:password` taken out of base_url; sent, never shown or pickled.
     _url_credentials: SecretStr | None = PrivateAttr(default=None)
@@ -369,7 +371,16 @@ class ChatDfeHubFields(BaseChatModel):
     def _transport(self) -> SyncTransport:
         # Read from pydantic's dict of private values: `self._sync_transport`
         # goes through `BaseModel.__getattr__`'s slow path on every call.
-        transport: SyncTransport = self.__pydantic_private__["_sync_transport"]  # type: ignore[index]
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        transport: SyncTransport | None = private["_sync_transport"]
+        if transport is None:
+            from langchain_dfehub._transport import SyncTransport
+
+            with _TRANSPORT_SETUP:  # one transport, even if two threads race here
+                if private["_sync_transport"] is None:
+                    private["_sync_transport"] = SyncTransport()
+                transport = private["_sync_transport"]
+        assert transport is not None
         return transport
 
     @property
@@ -380,7 +391,7 @@ class ChatDfeHubFields(BaseChatModel):
             # Imported on first async use: httpx is not needed before.
             from langchain_dfehub._async_transport import AsyncTransport
 
-            with _ASYNC_SETUP:  # one transport, even if two threads race here
+            with _TRANSPORT_SETUP:  # one transport, even if two threads race here
                 if self._async_transport is None:
                     self._async_transport = AsyncTransport()
                 transport = self._async_transport

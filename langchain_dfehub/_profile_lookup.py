@@ -35,7 +35,7 @@ def fetch_profile(model: ChatDfeHubFields, *, refresh: bool) -> ModelProfile:
     ask = profile_request(model)
     profile = None if refresh else cached(ask.key)
     if profile is None:
-        session = model._sync_transport.session(ask.connection)
+        session = model._transport.session(ask.connection)
         reply = fetch(session, ask.connection, ask.url, ask.headers, ask.timeout)
         profile = remember(ask.key, read_profile(model, *reply))
     model.profile = profile

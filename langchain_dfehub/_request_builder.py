@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_dfehub._arguments import (
     CALL_SETTINGS,
+    SAMPLING_FIELDS,
     check_choices,
     merge_extra_body,
     sort_call_arguments,
@@ -34,17 +35,6 @@ if TYPE_CHECKING:
 
     from langchain_dfehub._model_fields import ChatDfeHubFields
 
-# Fields sent in the body when the user set them, under the same name.
-SAMPLING_FIELDS = (
-    "temperature",
-    "top_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "max_tokens",
-    "n",
-    "logprobs",
-    "top_logprobs",
-)
 # What a call's arguments may set in the body under a field's name.
 _BODY_FIELDS = ("model", "stop", *SAMPLING_FIELDS)
 

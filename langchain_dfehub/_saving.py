@@ -20,7 +20,7 @@ from langchain_core.load.serializable import (
 from langchain_core.utils import secret_from_env
 from pydantic import SecretStr
 
-from langchain_dfehub._gate._urls import without_password
+from langchain_dfehub._gate_urls import without_password
 from langchain_dfehub._settings import (
     header_variable,
     proxy_with_credentials_from_environment,

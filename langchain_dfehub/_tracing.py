@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import LangSmithParams
 
-from langchain_dfehub._request_builder import SAMPLING_FIELDS
+from langchain_dfehub._arguments import SAMPLING_FIELDS
 from langchain_dfehub._urls import display_url
 
 if TYPE_CHECKING:

@@ -28,17 +28,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 
-from langchain_dfehub._gate import GateState, gate_for
 from langchain_dfehub._model_fields import (
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
     ChatDfeHubFields,
 )
-from langchain_dfehub._request_builder import build_request
-from langchain_dfehub._results import chat_result, generation_chunk
 from langchain_dfehub._saving import SavedChatDfeHub
 from langchain_dfehub._settings import authorization
-from langchain_dfehub._stream_state import Request
 from langchain_dfehub._tools import (
     StructuredMethod,
     ToolLike,
@@ -54,6 +50,13 @@ from langchain_dfehub._urls import chat_completions_url
 
 if TYPE_CHECKING:
     from langchain_core.language_models.model_profile import ModelProfile
+
+    from langchain_dfehub._gate import GateState
+    from langchain_dfehub._stream_state import Request
+
+# The transports, the request builder, the gate and the result builders are
+# imported by the methods that use them, on a model's first call: importing
+# ChatDfeHub (and building one) stays close to importing `BaseChatModel`.
 
 
 class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
@@ -221,6 +224,8 @@ class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
         stream: bool,
         **kwargs: Any,
     ) -> Request:
+        from langchain_dfehub._request_builder import build_request
+
         return build_request(self, messages, stop, stream=stream, **kwargs)
 
     @property
@@ -235,11 +240,14 @@ class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
         """
         url = chat_completions_url(self.base_url)
         _, secret = authorization(self.api_key, self._url_credentials)
+        from langchain_dfehub._gate import gate_for
+
         return gate_for(url, secret, self._gate_store()).state(self.model)
 
     def close(self) -> None:
         """Close pooled connections (they reopen if the model is used again)."""
-        self._sync_transport.close()
+        if self._sync_transport is not None:
+            self._sync_transport.close()
 
     async def aclose(self) -> None:
         """Close the current event loop's pooled async connections."""
@@ -260,6 +268,8 @@ class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
                 self._stream(messages, stop, run_manager, **kwargs)
             )
         request = self._request(messages, stop, stream=False, **kwargs)
+        from langchain_dfehub._results import chat_result
+
         return chat_result(self._transport.complete(request))
 
     async def _agenerate(
@@ -274,6 +284,8 @@ class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
                 self._astream(messages, stop, run_manager, **kwargs)
             )
         request = self._request(messages, stop, stream=False, **kwargs)
+        from langchain_dfehub._results import chat_result
+
         return chat_result(await self._atransport.complete(request))
 
     def _stream(
@@ -284,6 +296,8 @@ class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         # LangChain's `stream` reports each chunk to the callbacks itself.
+        from langchain_dfehub._results import generation_chunk
+
         request = self._request(messages, stop, stream=True, **kwargs)
         v1 = self.output_version == "v1"
         for data in self._transport.stream(request):
@@ -296,6 +310,8 @@ class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        from langchain_dfehub._results import generation_chunk
+
         request = self._request(messages, stop, stream=True, **kwargs)
         v1 = self.output_version == "v1"
         async for data in self._atransport.stream(request):

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -372,3 +375,25 @@ def test_streamed_reasoning_blocks_show_the_merge_index_only_in_v1(
     assert blocks
     indexes = {block.get("index") for block in blocks}
     assert indexes == ({"lc_reasoning"} if output_version == "v1" else {None})
+
+
+def test_importing_and_building_a_model_loads_no_transport() -> None:
+    """The transports, the gate and tenacity load on the first call, not before."""
+    code = (
+        "import sys\n"
+        "from langchain_dfehub import ChatDfeHub\n"
+        "model = ChatDfeHub(api_key='k', gate=None)\n"
+        "heavy = ('langchain_dfehub._transport', 'langchain_dfehub._async_transport',\n"
+        "    'langchain_dfehub._gate', 'langchain_dfehub._retry', 'tenacity')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+        "model._transport\n"
+        "print('langchain_dfehub._transport' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DFEHUB_GATE_URL": ""},
+    )
+    assert result.stdout.split("\n")[:2] == ["[]", "True"]

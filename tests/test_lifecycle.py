@@ -202,9 +202,9 @@ def test_a_fork_while_another_thread_holds_a_setup_lock_does_not_hang_the_child(
     model: ChatDfeHub, mode: str
 ) -> None:
     # A model that has not been called: the child's first call takes the
-    # locks that build its connection settings and async transport.
+    # locks that build its connection settings and its transport.
     fresh = model.model_copy(update={"timeout": CHILD_READ_TIMEOUT})
-    locks = [_model_fields._ASYNC_SETUP, fresh._connections._lock]
+    locks = [_model_fields._TRANSPORT_SETUP, fresh._connections._lock]
     for lock in locks:
         lock.acquire()
     try:

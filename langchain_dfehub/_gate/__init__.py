@@ -57,7 +57,7 @@ from langchain_dfehub._gate._service import (
     Ticket,
 )
 from langchain_dfehub._gate._store import GateStore
-from langchain_dfehub._gate._urls import SQLITE_PREFIX, without_password
+from langchain_dfehub._gate_urls import SQLITE_PREFIX, without_password
 from langchain_dfehub._urls import service_name
 
 __all__ = [
