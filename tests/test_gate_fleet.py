@@ -383,7 +383,7 @@ def test_redis_killed_mid_burst_every_call_still_completes(
         with running_fleet(2, service.base_url, own.url) as fleet:
             killer.start()
             reports, _ = fleet.burst(30, "killed")
-        assert sum(r.completed for r in reports) == 60
+        assert sum(r.completed for r in reports) == 60, [r.first_error for r in reports]
         assert service.stats().completed == 60
     finally:
         killer.cancel()
