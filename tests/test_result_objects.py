@@ -373,7 +373,7 @@ def test_invoke_and_ainvoke_answer_as_the_validated_way_does(
         results.append(original(copy.deepcopy(data)))
         return original(data)
 
-    monkeypatch.setattr("langchain_dfehub.chat_models.chat_result", recorded)
+    monkeypatch.setattr("langchain_dfehub._results.chat_result", recorded)
     answers = [
         model.generate([[HumanMessage("one two")]]),
         asyncio.run(model.agenerate([[HumanMessage("one two")]])),
