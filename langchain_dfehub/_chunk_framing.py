@@ -39,16 +39,22 @@ class ChunkFraming:
     returns what is wrong with them (once), or None. `complete` says whether
     the last chunk and its trailer have passed: a body that ends before that
     was cut, not broken.
+
+    With `keep_unread`, `unread` holds the data of the chunk in progress
+    until its closing CRLF has passed: a reader that hands a chunk over only
+    once it is whole (urllib3) never hands over what came of a chunk cut
+    short, which a reader that hands data over as it comes (h11) has.
     """
 
-    __slots__ = ("_left", "_line", "_state", "_trailer_size", "problem")
+    __slots__ = ("_left", "_line", "_state", "_trailer_size", "problem", "unread")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_unread: bool = False) -> None:
         self._state = _SIZE
         self._line = bytearray()
         self._left = 0  # bytes of chunk data, or of its CRLF, still to come
         self._trailer_size = 0
         self.problem: str | None = None
+        self.unread: bytearray | None = bytearray() if keep_unread else None
 
     @property
     def complete(self) -> bool:
@@ -63,6 +69,8 @@ class ChunkFraming:
         while at < len(data) and self.problem is None and self._state != _DONE:
             if self._state == _DATA:
                 step = min(self._left, len(data) - at)
+                if self.unread is not None:
+                    self.unread += data[at : at + step]
                 self._left -= step
                 at += step
                 if not self._left:
@@ -76,6 +84,8 @@ class ChunkFraming:
                 at += step
                 if not self._left:
                     self._state = _SIZE
+                    if self.unread is not None:
+                        self.unread.clear()  # the chunk is whole: handed over
             else:
                 at = self._take_line(data, at)
         return self.problem

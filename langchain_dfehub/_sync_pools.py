@@ -72,6 +72,7 @@ class FinalResponse(http.client.HTTPResponse):
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
+        self.checked_body: CheckedBody | None = None  # a chunked body's reader
         self._sock: socket.socket | None = sock
         self._watch: Watch | None = getattr(_current, "watch", None)
         if self._watch is not None:
@@ -114,7 +115,8 @@ class FinalResponse(http.client.HTTPResponse):
             self._close_conn()
             raise BrokenReply(problem)
         if self.chunked:
-            self.fp = CheckedBody(self.fp)  # type: ignore[assignment]
+            self.checked_body = CheckedBody(self.fp)
+            self.fp = self.checked_body  # type: ignore[assignment]
 
     def ends_here(self) -> bool:
         """Whether the body's end is read, or received and waiting to be.
@@ -158,7 +160,18 @@ class CheckedBody:
 
     def __init__(self, fp: Any) -> None:
         self._fp = fp
-        self._framing = ChunkFraming()
+        self._framing = ChunkFraming(keep_unread=True)
+
+    def arrived_unread(self) -> bytes:
+        """The data of a chunk cut short that came before the cut, if any.
+
+        Nothing once the framing is broken: that is refused, as on the async
+        path, before the data it came with is handed over.
+        """
+        framing = self._framing
+        if framing.problem is not None or framing.unread is None:
+            return b""
+        return bytes(framing.unread)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fp, name)  # peek, close, flush...: unchecked

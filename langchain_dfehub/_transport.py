@@ -39,7 +39,12 @@ from langchain_dfehub._stream_state import (
     enough_of_error_body,
     interim_reply_error,
 )
-from langchain_dfehub._sync_pools import DfeHubAdapter, FinalResponse, watching
+from langchain_dfehub._sync_pools import (
+    CheckedBody,
+    DfeHubAdapter,
+    FinalResponse,
+    watching,
+)
 from langchain_dfehub._urls import display_url, linked_errors
 from langchain_dfehub._watchdog import WATCHDOG, Watch
 
@@ -253,7 +258,15 @@ def _received(response: requests.Response) -> Iterator[bytes]:
     raw = response.raw
     try:
         if getattr(raw, "chunked", True) or not hasattr(raw, "read1"):
-            yield from response.iter_content(chunk_size=None)
+            try:
+                yield from response.iter_content(chunk_size=None)
+            except requests.exceptions.ChunkedEncodingError:
+                # urllib3 hands a chunk over whole: what came of one cut
+                # short is handed over first, as the async path's h11 does.
+                arrived = _arrived_unread(response)
+                if arrived:
+                    yield arrived
+                raise
             return
         while data := raw.read1(_READ_SIZE, decode_content=True):
             yield data
@@ -271,6 +284,13 @@ def _received(response: requests.Response) -> Iterator[bytes]:
         # urllib3 reads a chunk of the size the server names: a size past
         # any index is its chunked framing broken, not a failure of ours.
         raise requests.exceptions.ChunkedEncodingError(exc) from None
+
+
+def _arrived_unread(response: requests.Response) -> bytes:
+    """What came of a chunk cut short, read by our connections (`CheckedBody`)."""
+    original = getattr(response.raw, "_original_response", None)
+    checked = getattr(original, "checked_body", None)
+    return checked.arrived_unread() if isinstance(checked, CheckedBody) else b""
 
 
 def _new_session(connection: Connection) -> requests.Session:

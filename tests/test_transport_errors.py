@@ -10,6 +10,7 @@ the same typed error, retried only when the connection ended early.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 from collections.abc import Callable
@@ -465,4 +466,70 @@ def test_json_past_the_decoders_limits_is_a_protocol_error(
 
     with pytest.raises(DfeHubProtocolError):
         call(model, mode, streaming)
+    assert len(server.requests) == 1
+
+
+def cut_stream(frame: Callable[[bytes], bytes]) -> Callable[..., None]:
+    """A chunked event stream, `[DONE]` included, whose body `frame` writes."""
+
+    def reply(conn: socket.socket, request: bytes) -> None:
+        kind, body = answer_to(request)
+        conn.sendall(
+            head(kind.encode(), b"Transfer-Encoding: chunked", b"") + frame(body)
+        )
+
+    return reply
+
+
+def _text_events(body: bytes) -> bytes:
+    """The first event of `body`: the one that carries the text."""
+    return b"".join(event + b"\n\n" for event in body.split(b"\n\n")[:1])
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # The chunk says more than comes: what came holds the whole answer.
+        pytest.param(lambda body: b"%x\r\n" % (len(body) + 50) + body, id="mid-chunk"),
+        # The chunk is whole, but its closing CRLF never comes.
+        pytest.param(lambda body: chunked(body)[:-1], id="mid-crlf"),
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stream_cut_after_its_done_arrived_is_answered_on_both_paths(
+    hostile_server: Any, frame: Any, mode: str
+) -> None:
+    """What arrived before a cut is read on both paths, as h11 hands it over."""
+    server = hostile_server(cut_stream(frame))
+    model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=1)
+
+    assert call(model, mode, streaming=True) == "hi"
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stream_cut_after_its_text_arrived_delivers_it_and_is_not_retried(
+    hostile_server: Any, mode: str
+) -> None:
+    server = hostile_server(
+        cut_stream(lambda body: b"%x\r\n" % len(body) + _text_events(body))
+    )
+    model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=1)
+    seen: list[str] = []
+
+    async def astream() -> None:
+        async for chunk in model.astream("hi"):
+            seen.append(str(chunk.content))
+
+    def read_all() -> None:
+        if mode == "sync":
+            seen.extend(str(chunk.content) for chunk in model.stream("hi"))
+        else:
+            asyncio.run(astream())
+
+    with pytest.raises(DfeHubConnectionError, match="was cut") as caught:
+        read_all()
+
+    assert "".join(seen) == "hi"
+    assert not caught.value.retryable
     assert len(server.requests) == 1
