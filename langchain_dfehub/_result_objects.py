@@ -109,11 +109,7 @@ def _fast_reply_message(
     state["tool_calls"] = []
     state["invalid_tool_calls"] = []
     state["usage_metadata"] = usage_metadata
-    message: AIMessage = _new(AIMessage)
-    _set(message, "__dict__", state)
-    _set(message, "__pydantic_fields_set__", set(_MESSAGE_FIELDS_SET))
-    _set(message, "__pydantic_extra__", {})
-    _set(message, "__pydantic_private__", None)
+    message: AIMessage = _from_state(AIMessage, state, _MESSAGE_FIELDS_SET, {})
     return message
 
 
@@ -133,11 +129,9 @@ def _fast_reply_generation(
     state["text"] = _TEXT(content)  # what the validator takes from `message.text`
     state["generation_info"] = generation_info
     state["message"] = message
-    generation: ChatGeneration = _new(ChatGeneration)
-    _set(generation, "__dict__", state)
-    _set(generation, "__pydantic_fields_set__", set(_GENERATION_FIELDS_SET))
-    _set(generation, "__pydantic_extra__", None)
-    _set(generation, "__pydantic_private__", None)
+    generation: ChatGeneration = _from_state(
+        ChatGeneration, state, _GENERATION_FIELDS_SET, None
+    )
     return generation
 
 
@@ -153,12 +147,23 @@ def _fast_reply_result(
     state = _RESULT_STATE.copy()
     state["generations"] = generations
     state["llm_output"] = llm_output
-    result: ChatResult = _new(ChatResult)
-    _set(result, "__dict__", state)
-    _set(result, "__pydantic_fields_set__", set(_RESULT_FIELDS_SET))
-    _set(result, "__pydantic_extra__", None)
-    _set(result, "__pydantic_private__", None)
+    result: ChatResult = _from_state(ChatResult, state, _RESULT_FIELDS_SET, None)
     return result
+
+
+def _from_state(
+    cls: type[Any],
+    state: dict[str, Any],
+    fields_set: Any,
+    extra: dict[str, Any] | None,
+) -> Any:
+    """An instance of `cls` holding `state`, as pydantic's validation leaves one."""
+    instance = _new(cls)
+    _set(instance, "__dict__", state)
+    _set(instance, "__pydantic_fields_set__", set(fields_set))
+    _set(instance, "__pydantic_extra__", extra)
+    _set(instance, "__pydantic_private__", None)
+    return instance
 
 
 def _items(value: Any) -> Any:
