@@ -445,19 +445,18 @@ class Call:
         gate = self.policy.gate
         ticket = self._ticket
         assert ticket is not None  # set by entering
-        if error is None:
+        verdict = _verdict(error)
+        if verdict is _ADMITTED:
             gate.admitted(ticket)
-        elif isinstance(error, DfeHubRateLimitError):
+        elif isinstance(verdict, DfeHubRateLimitError):
             gate.throttled(
                 ticket,
-                error.retry_after,
+                verdict.retry_after,
                 gate.clock(),
-                per_model=self._note_throttle(ticket, error),
+                per_model=self._note_throttle(ticket, verdict),
             )
-        elif isinstance(error, DfeHubError) and error.status_code is not None:
-            gate.admitted(ticket)  # the service answered, and not "wait"
         else:
-            gate.settled(ticket)  # a network failure; cancelled or interrupted
+            gate.settled(ticket)
 
     async def __aexit__(
         self,
@@ -472,19 +471,18 @@ class Call:
             return
         ticket = self._ticket
         assert ticket is not None  # set by entering
-        if error is None:
+        verdict = _verdict(error)
+        if verdict is _ADMITTED:
             await gate.aadmitted(ticket)
-        elif isinstance(error, DfeHubRateLimitError):
+        elif isinstance(verdict, DfeHubRateLimitError):
             await gate.athrottled(
                 ticket,
-                error.retry_after,
+                verdict.retry_after,
                 gate.clock(),
-                per_model=self._note_throttle(ticket, error),
+                per_model=self._note_throttle(ticket, verdict),
             )
-        elif isinstance(error, DfeHubError) and error.status_code is not None:
-            await gate.aadmitted(ticket)  # the service answered, and not "wait"
         else:
-            gate.settled(ticket)  # a network failure; cancelled or interrupted
+            gate.settled(ticket)  # sync: a cancel is reported at once
 
     def throttled_late(self, error: DfeHubRateLimitError) -> None:
         """A throttle after the answer began: not retried, but the gate learns."""
@@ -587,6 +585,27 @@ class Call:
 
 # What bounds a call's wait at the gate (see `Call._limit`).
 _BY_NO_WAITING, _BY_MAX_RETRY_WAIT, _BY_BUDGET, _BY_DEADLINE = range(4)
+
+# What a send's outcome tells the gate (`_verdict`), besides a throttle.
+_ADMITTED = "admitted"
+_NO_VERDICT = "no verdict"
+
+
+def _verdict(error: BaseException | None) -> DfeHubRateLimitError | str:
+    """What a send's outcome tells the gate, the same on both paths.
+
+    The throttle itself; `_ADMITTED` when the service answered, and not with
+    "wait" (an error with a status counts); `_NO_VERDICT` for a network
+    failure, a cancel or an interrupt: the send is only settled.
+    """
+    if error is None:
+        return _ADMITTED
+    if isinstance(error, DfeHubRateLimitError):
+        return error
+    if isinstance(error, DfeHubError) and error.status_code is not None:
+        return _ADMITTED
+    return _NO_VERDICT
+
 
 # A throttle storm's last bound: a call sends at most this many requests that
 # the service throttles. Far more than a fair queue needs (a call is throttled

@@ -293,6 +293,8 @@ class DfeHubAdapter(HTTPAdapter):
         self._unchecked = unchecked
         self._pools: dict[tuple[Any, ...], Any] = {}
         self._paths: dict[tuple[Any, ...], str] = {}
+        # Requests' checked headers per set sent (see `_sync_send.prepare`).
+        self.kept_headers: dict[Any, Any] = {}
         super().__init__(**kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -303,6 +305,7 @@ class DfeHubAdapter(HTTPAdapter):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._pools = {}
         self._paths = {}
+        self.kept_headers = {}
         super().__setstate__(state)  # type: ignore[misc]  # in requests, not its stubs
 
     def get_connection_with_tls_context(
@@ -323,7 +326,7 @@ class DfeHubAdapter(HTTPAdapter):
             pool = super().get_connection_with_tls_context(
                 request, verify, proxies=proxies, cert=cert
             )
-            _keep(self._pools, key, pool)
+            keep(self._pools, key, pool)
         return pool
 
     def request_url(
@@ -334,7 +337,7 @@ class DfeHubAdapter(HTTPAdapter):
         path = self._paths.get(key)
         if path is None:
             path = super().request_url(request, proxies)
-            _keep(self._paths, key, path)
+            keep(self._paths, key, path)
         return path
 
     def build_response(self, req: PreparedRequest, resp: Any) -> Response:
@@ -379,9 +382,7 @@ def _proxies_key(proxies: Mapping[str, str] | None) -> tuple[tuple[str, str], ..
     return tuple(sorted(proxies.items())) if proxies else ()
 
 
-def _keep(
-    lookups: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any
-) -> None:
+def keep(lookups: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
     if len(lookups) >= _KEPT_LOOKUPS:
         lookups.clear()
     lookups[key] = value

@@ -30,6 +30,8 @@ import requests
 from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 
+from langchain_dfehub._sync_pools import DfeHubAdapter, keep
+
 
 @functools.lru_cache(maxsize=64)
 def _prepared_url(url: str) -> str:
@@ -44,16 +46,10 @@ def _prepared_url(url: str) -> str:
     return prepared.url
 
 
-@functools.lru_cache(maxsize=64)
 def _merged(
     headers: tuple[tuple[str, str], ...], defaults: tuple[tuple[str, str | bytes], ...]
 ) -> tuple[tuple[str, Any], ...]:
-    """The session's headers, then the call's, as `requests` merges and checks them.
-
-    Kept per distinct set of headers (a model sends the same ones on every
-    call); headers `requests` refuses raise here on every call (exceptions
-    are not cached), as they would from `Session.request`.
-    """
+    """The session's headers, then the call's, as `requests` merges and checks them."""
     merged: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(defaults)
     merged.update(headers)
     for name in [name for name, value in merged.items() if value is None]:
@@ -64,15 +60,29 @@ def _merged(
 
 
 def prepare(
-    session: requests.Session, url: str, body: bytes, headers: Mapping[str, str]
+    session: requests.Session,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    kept: dict[Any, Any] | None = None,
 ) -> PreparedRequest:
-    """The POST as `session.prepare_request` prepares it for our sessions."""
+    """The POST as `session.prepare_request` prepares it for our sessions.
+
+    `kept` keeps the merged and checked headers per distinct set (a model
+    sends the same ones on every call). It is the session adapter's: the
+    headers hold the key, which must live no longer than the model's
+    session. Headers `requests` refuses raise on every call, never kept.
+    """
     prepared = PreparedRequest()
     prepared.method = "POST"
     prepared.url = _prepared_url(url)
-    prepared.headers = CaseInsensitiveDict(
-        _merged(tuple(headers.items()), tuple(session.headers.items()))
-    )
+    key = (tuple(headers.items()), tuple(session.headers.items()))
+    merged = None if kept is None else kept.get(key)
+    if merged is None:
+        merged = _merged(*key)
+        if kept is not None:
+            keep(kept, key, merged)
+    prepared.headers = CaseInsensitiveDict(merged)
     prepared.headers["Content-Length"] = str(len(body))
     prepared.body = body
     return prepared
@@ -91,8 +101,9 @@ def post(
     `settings` are the per-call `verify`, `cert` and `proxies`
     (`Connection.requests_settings`).
     """
-    prepared = prepare(session, url, body, headers)
     adapter = session.get_adapter(_prepared_url(url))
+    kept = adapter.kept_headers if isinstance(adapter, DfeHubAdapter) else None
+    prepared = prepare(session, url, body, headers, kept)
     start = time.perf_counter()
     response = adapter.send(
         prepared,

@@ -166,3 +166,17 @@ def test_a_request_is_written_with_as_few_writes_as_its_body_allows(
     assert sent.startswith(f"{method} {url.path}/models HTTP/1.1\r\n".encode())
     assert sent.endswith(b"\r\n\r\n" + (body or b""))
     connection.close()
+
+
+def test_checked_headers_are_kept_by_the_sessions_adapter_only(
+    dfehub_emulator: DfeHubEmulator,
+) -> None:
+    """The headers hold the key: kept no longer than the session, never pickled."""
+    model = ChatDfeHub(base_url=dfehub_emulator.base_url, api_key="sk-kept")
+    assert model.invoke("hello there").content == "hello there"
+    (session,) = model._transport._sessions.values()
+    adapter = session.get_adapter(dfehub_emulator.base_url)
+    assert isinstance(adapter, DfeHubAdapter)
+    assert any("Bearer sk-kept" in repr(key) for key in adapter.kept_headers)
+    assert b"sk-kept" not in pickle.dumps(adapter)
+    assert _sync_send.prepare(requests.Session(), "http://127.0.0.1/v1", b"{}", HEADERS)

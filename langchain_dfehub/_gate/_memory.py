@@ -82,9 +82,9 @@ class MemoryStore:
     ) -> Reserved:
         """`run("reserve", ...)` unpackaged: `_decisions.reserve`'s own result."""
         with self._lock:
-            records = self._gates.get(key) or self._records(key)
+            records = self._records(key)
             return _decisions.reserve(
-                records.passed.get(model) or records.lanes(model, create=True),
+                records.lanes(model, create=True),
                 records.counts,
                 now,
                 limit,
@@ -98,6 +98,6 @@ class MemoryStore:
     ) -> None:
         """`run("admitted", ...)` unpackaged."""
         with self._lock:
-            records = self._gates.get(key) or self._records(key)
-            lanes = records.passed.get(model) or records.lanes(model, create=True)
+            records = self._records(key)
+            lanes = records.lanes(model, create=True)
             _decisions.admitted(lanes, records.counts, rid, sent_at, notes)

@@ -203,7 +203,8 @@ class ServiceGate:
         now enters at once (its `ticket`), in the same trip to the store.
         """
         store = self.store
-        if type(store) is MemoryStore:
+        if self.inline:
+            assert isinstance(store, MemoryStore)
             notes: list[Note] = []
             reserved = store.reserve(
                 self.key,
@@ -229,7 +230,7 @@ class ServiceGate:
         enter: bool = False,
     ) -> Reservation:
         """The async twin of `reserve` (a shared store is asked without blocking)."""
-        if type(self.store) is MemoryStore:
+        if self.inline:
             return self.reserve(now, model, limit, enter=enter)
         args = self._reserve_args(limit, enter)
         result = await self._arun("reserve", model, now, args)
@@ -284,7 +285,8 @@ class ServiceGate:
     def admitted(self, ticket: Ticket) -> None:
         """The service answered this send without throttling it."""
         store = self.store
-        if type(store) is MemoryStore:
+        if self.inline:
+            assert isinstance(store, MemoryStore)
             notes: list[Note] = []
             store.admitted(
                 self.key, ticket.model, ticket.id, _store_sent_at(ticket), notes
@@ -297,7 +299,7 @@ class ServiceGate:
 
     async def aadmitted(self, ticket: Ticket) -> None:
         """The async twin of `admitted`."""
-        if type(self.store) is MemoryStore:
+        if self.inline:
             self.admitted(ticket)
             return
         args = {"id": ticket.id, "sent_at": _store_sent_at(ticket)}
