@@ -19,6 +19,13 @@ installed in editable mode, so its bytecode is written by the untimed first
 import; that import runs without `PYTHONDONTWRITEBYTECODE`, which would
 otherwise make every timed import compile this package's source again and
 charge it for a cost no installed package pays.
+
+A fresh interpreter's import takes half a second or more, and on a shared
+machine the same import varies by a quarter from one minute to the next, far
+more than the difference measured. So the contenders of a form run one after
+the other in each round (in the opposite order every other round), and the
+ratio reported is the median of the ratios within each round: neighbours in
+time share the machine's mood, as in the other paired measures.
 """
 
 from __future__ import annotations
@@ -76,16 +83,22 @@ def import_seconds(statement: str, cwd: Path, *, write_bytecode: bool = False) -
 def measure_imports(
     *, rounds: int, cwd: Path, progress: Callable[[str], None]
 ) -> dict[str, dict[str, list[float]]]:
-    """Import seconds per form and contender; every statement once per round."""
+    """Import seconds per form and contender; every statement once per round.
+
+    A contender's values line up with the others' by round, for paired ratios.
+    """
     for statements in IMPORTS.values():  # caches any missing bytecode, untimed
         for statement in statements.values():
             import_seconds(statement, cwd, write_bytecode=True)
     times: dict[str, dict[str, list[float]]] = {
         form: {name: [] for name in names} for form, names in IMPORTS.items()
     }
-    for _ in range(rounds):
+    for index in range(rounds):
         for form, statements in IMPORTS.items():
-            for name, statement in statements.items():
+            order = list(statements.items())
+            if index % 2:  # no contender always goes first in its round
+                order.reverse()
+            for name, statement in order:
                 times[form][name].append(import_seconds(statement, cwd))
     progress(f"imports: {rounds} rounds done")
     return times

@@ -39,6 +39,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
 from langchain_dfehub._chunk_framing import ChunkFraming
+from langchain_dfehub._head_lines import BrokenReply, read_fields
 from langchain_dfehub._stream_state import head_problem
 from langchain_dfehub._watchdog import WATCHDOG, Watch
 
@@ -63,16 +64,13 @@ class watching:  # noqa: N801 - used as a `with` block, like a function
         _current.watch = None
 
 
-class BrokenReply(http.client.HTTPException):
-    """A reply head that breaks HTTP the way `head_problem` (or h11) says."""
-
-
 class FinalResponse(http.client.HTTPResponse):
     """`http.client`'s response, past every interim (1xx) reply, on a watch."""
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
         self.checked_body: CheckedBody | None = None  # a chunked body's reader
+        self._asks_head = kwargs.get("method") == "HEAD"  # a reply without body
         self._sock: socket.socket | None = sock
         self._watch: Watch | None = getattr(_current, "watch", None)
         if self._watch is not None:
@@ -95,25 +93,61 @@ class FinalResponse(http.client.HTTPResponse):
                 cut = False
             if cut:  # raised out here, without the BadStatusLine as context
                 raise http.client.RemoteDisconnected("reply cut short")
-            # 100 is skipped by `begin`; 101 switches protocols, and is final.
-            if not 102 <= status < 200:
-                self._version_text: str = version
-                self._reason_text: str = reason
+            # 101 switches protocols, and is final.
+            if not 100 <= status < 200 or status == 101:
                 return version, status, reason
-            http.client.parse_headers(self.fp)  # the interim reply's: unused
+            read_fields(self.fp.readline)  # the interim reply's: unused
 
     def begin(self) -> None:
-        """Read the status line and headers; refuse a head h11 would refuse."""
-        super().begin()
-        if self.msg.defects or self.msg.get_payload():
-            problem: str | None = "a header line that is no header"
-        else:
-            problem = head_problem(
-                self._version_text, self._reason_text, self.msg.items()
-            )
-        if problem is not None:
+        """Read the status line and headers; refuse a head h11 would refuse.
+
+        The head is read by `read_fields`, not by `http.client`'s email
+        parser; what `begin` sets for `http.client` and urllib3 is the same.
+        """
+        version, status, reason = self._read_status()
+        if not version.startswith("HTTP/1."):
+            raise http.client.UnknownProtocol(version)
+        try:
+            fields = read_fields(self.fp.readline)
+            problem = head_problem(version, reason, fields)
+            if problem is not None:
+                raise BrokenReply(problem)
+        except BrokenReply:
             self._close_conn()
-            raise BrokenReply(problem)
+            raise
+        self.code = self.status = status
+        self.reason = reason.strip()
+        self.version = 10 if version == "HTTP/1.0" else 11
+        message = http.client.HTTPMessage()
+        length: int | None = None
+        self.chunked = False
+        connection: list[str] = []  # the Connection tokens, lower case
+        for name, value in fields:
+            message.set_raw(name, value)
+            lowered = name.lower()
+            if lowered == "content-length":  # one number: `head_problem`
+                length = int(value.partition(",")[0])
+            elif lowered == "transfer-encoding":  # chunked: `head_problem`
+                self.chunked = True
+            elif lowered == "connection" or lowered == "proxy-connection":
+                connection.extend(token.strip() for token in value.lower().split(","))
+            elif lowered == "keep-alive":
+                connection.append("keep-alive")
+        self.headers = self.msg = message
+        self.chunk_left = None
+        if self.chunked:
+            length = None
+        if status in (204, 304) or status < 200 or self._asks_head:
+            length = 0  # a reply that has no body, whatever it says
+        self.length = length
+        if "close" in connection:
+            self.will_close = True
+        elif self.version == 11:  # HTTP/1.1 keeps a connection unless told
+            self.will_close = length is None and not self.chunked
+        else:  # HTTP/1.0 closes one unless told
+            self.will_close = "keep-alive" not in connection or (
+                length is None and not self.chunked
+            )
         if self.chunked:
             self.checked_body = CheckedBody(self.fp)
             self.fp = self.checked_body  # type: ignore[assignment]

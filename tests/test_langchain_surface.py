@@ -9,11 +9,13 @@ emulator never gives (a refusal).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import socket
 import subprocess
 import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -397,3 +399,18 @@ def test_importing_and_building_a_model_loads_no_transport() -> None:
         env={**os.environ, "DFEHUB_GATE_URL": ""},
     )
     assert result.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+@pytest.mark.parametrize("name", ["_generate", "_agenerate"])
+def test_the_signature_langchain_reads_per_call_is_the_methods_own(name: str) -> None:
+    """`__signature__` is kept on the methods; it must say what they take."""
+    method = getattr(ChatDfeHub, name)
+    bare = types.FunctionType(method.__code__, method.__globals__, name)
+    bare.__defaults__ = method.__defaults__
+    bare.__kwdefaults__ = method.__kwdefaults__
+    bare.__annotations__ = method.__annotations__
+
+    assert "__signature__" in vars(method)
+    assert inspect.signature(method) == inspect.signature(bare)
+    model = ChatDfeHub(api_key="k")
+    assert "run_manager" in inspect.signature(getattr(model, name)).parameters

@@ -181,6 +181,10 @@ HOSTILE = [
         id="more-than-100-headers",
     ),
     BROKEN(
+        replying(lambda k, b: head(k, *(b"X-%d: v" % i for i in range(100)), b"") + b),
+        id="101-headers",
+    ),
+    BROKEN(
         replying(lambda k, b: head(k, b"X-Long: " + b"a" * 70000, b"") + b),
         id="header-line-over-64KiB",
     ),
@@ -200,6 +204,20 @@ HOSTILE = [
             lambda k, b: head(k, b"Transfer-Encoding: chunked", b"") + b"zz\r\nhi\r\n"
         ),
         id="invalid-chunk-size",
+    ),
+    # Header lines h11 refuses; `http.client`'s email parser took the first.
+    BROKEN(
+        replying(lambda k, b: head(k, b"X-A: a\x00" + KEY.encode(), b"") + b),
+        id="nul-in-a-value",
+    ),
+    BROKEN(replying(lambda k, b: head(k, b"X-A: a\rb", b"") + b), id="cr-in-a-value"),
+    BROKEN(replying(lambda k, b: head(k, b"X A: 1", b"") + b), id="space-in-a-name"),
+    BROKEN(replying(lambda k, b: head(k, b": 1", b"") + b), id="empty-name"),
+    BROKEN(
+        replying(
+            lambda k, b: b"HTTP/1.1 200 OK\r\n X-A: 1\r\n" + head(k, b"")[17:] + b
+        ),
+        id="continuation-line-first",
     ),
     BROKEN(
         replying(lambda k, b: head(k, b"Content-Length: nope", b"") + b),
@@ -245,8 +263,18 @@ HOSTILE = [
         ),
         # No status line, and the connection closed: an HTTP/0.9-style reply.
         (replying(lambda k, b: b'{"id": "c"}'), "was cut"),
+        # Closed inside the head: `http.client` took such a head as whole.
+        (replying(lambda k, b: b"HTTP/1.1 200 OK\r\nContent-Type: app"), "was cut"),
+        (replying(lambda k, b: head(k)), "was cut"),
     ],
-    ids=["reset-mid-headers", "closed-without-reply", "body-shorter", "http-0.9"],
+    ids=[
+        "reset-mid-headers",
+        "closed-without-reply",
+        "body-shorter",
+        "http-0.9",
+        "closed-mid-header-line",
+        "closed-before-the-blank-line",
+    ],
 )
 @pytest.mark.parametrize("mode", MODES)
 def test_a_connection_that_ends_before_the_reply_does_is_retried(
@@ -440,6 +468,38 @@ def test_chunk_framing_the_rfc_allows_is_read_alike(
     model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=2)
 
     assert call(model, mode, streaming) == "hi"
+    assert len(server.requests) == 1
+
+
+def sized_reply(*lines: bytes, ending: bytes = b"\r\n") -> Callable[..., None]:
+    """A good answer whose head has `lines` after its own, ended by `ending`."""
+
+    def build(kind: bytes, body: bytes) -> bytes:
+        whole = head(kind, *lines, b"Content-Length: %d" % len(body), b"")
+        return whole.replace(b"\r\n", ending) + body
+
+    return replying(build)
+
+
+GOOD_HEADS = [
+    pytest.param(sized_reply(b"X-A: a", ending=b"\n"), id="lines-ended-by-lf"),
+    pytest.param(sized_reply(b"X-A: one", b" \t two"), id="folded-line"),
+    pytest.param(sized_reply(b"X-A:", b"X-B:  \t"), id="empty-values"),
+    pytest.param(sized_reply(b"X-A: a \t b  \t "), id="blanks-in-and-after"),
+    pytest.param(sized_reply(b"X-A: caf\xe9\x7f\x01"), id="obs-text-and-controls"),
+    pytest.param(sized_reply(*(b"X-%d: v" % i for i in range(98))), id="100-headers"),
+]
+
+
+@pytest.mark.parametrize("reply", GOOD_HEADS)
+@pytest.mark.parametrize("mode", MODES)
+def test_header_lines_h11_takes_are_read_alike(
+    hostile_server: Any, reply: Any, mode: str
+) -> None:
+    server = hostile_server(reply)
+    model = ChatDfeHub(base_url=server.base_url, api_key=KEY, timeout=5, max_retries=2)
+
+    assert call(model, mode, streaming=False) == "hi"
     assert len(server.requests) == 1
 
 
