@@ -32,7 +32,6 @@ from typing import Any
 
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
-from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -375,10 +374,14 @@ class DfeHubAdapter(HTTPAdapter):
         return path
 
     def build_response(self, req: PreparedRequest, resp: Any) -> Response:
-        """`requests`' response, without reading cookies: our sessions keep none."""
+        """`requests`' response, without reading cookies: our sessions keep none.
+
+        Its headers are urllib3's, not a copy: already a case-insensitive
+        mapping, which the transport only reads.
+        """
         response = Response()
         response.status_code = resp.status
-        response.headers = CaseInsensitiveDict(resp.headers)
+        response.headers = resp.headers
         response.encoding = get_encoding_from_headers(response.headers)
         response.raw = resp
         response.reason = resp.reason
