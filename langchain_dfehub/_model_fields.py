@@ -79,7 +79,11 @@ class ChatDfeHubFields(BaseChatModel):
     """
 
     # A validation error must not print the arguments: they may hold the key.
-    model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
+    # Only `ChatDfeHub` is ever built, and pydantic makes its validator from
+    # all its fields: one made for this base too would be thrown away.
+    model_config = ConfigDict(
+        populate_by_name=True, hide_input_in_errors=True, defer_build=True
+    )
 
     model: str = DEFAULT_MODEL
     """Name of the model to use; the service served `gpt-3.5-turbo`."""

@@ -28,6 +28,7 @@ from langchain_core.language_models.chat_models import (
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
+from pydantic import ConfigDict
 
 from langchain_dfehub._model_fields import (
     DEFAULT_BASE_URL,
@@ -171,6 +172,10 @@ class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
     retries and errors").
     Once text has reached the caller, a failure is raised, never retried.
     """
+
+    # Its validator is made here, at import, not at the first model built
+    # (the base defers its own: see `ChatDfeHubFields`).
+    model_config = ConfigDict(defer_build=False)
 
     # --- LangChain identity ---------------------------------------------------
 
