@@ -158,11 +158,12 @@ class SqliteStore:
         if op == "state" and model is not None and model not in rows:
             names = [_SERVICE]  # a model never seen: the service lane alone
         lanes = [Lane.from_record(_loads(rows.get(name))) for name in names]
+        histories = []
         for name, lane in zip(names, lanes, strict=True):
             # The admitted sends are read only when a pace is to be learned.
-            if lane.learning:
-                lane.history = _history(connection, key, name)
-        before = [len(lane.history) for lane in lanes]
+            read = _history(connection, key, name) if lane.learning else []
+            lane.history = history = _Admitted(read)
+            histories.append(history)
         (counts_text,) = connection.execute(
             "SELECT record FROM gate_counts WHERE gate = ?", (key,)
         ).fetchone() or (None,)
@@ -171,14 +172,14 @@ class SqliteStore:
         if op == "state":
             return result
         touched = time.time()
-        for name, lane, known in zip(names, lanes, before, strict=True):
+        for name, lane, history in zip(names, lanes, histories, strict=True):
             connection.execute(
                 "INSERT OR REPLACE INTO gate_lanes VALUES (?, ?, ?, ?)",
                 (key, name, json.dumps(lane.to_record()), touched),
             )
             connection.executemany(
                 "INSERT INTO gate_admitted VALUES (?, ?, ?)",
-                [(key, name, at) for at in lane.history[known:]],
+                [(key, name, at) for at in history.added()],
             )
         connection.execute(
             "INSERT OR REPLACE INTO gate_counts VALUES (?, ?, ?)",
@@ -221,6 +222,26 @@ class SqliteStore:
         """Close this process's connection (it reopens when used again)."""
         with self._lock:
             self._forget_connection()
+
+
+class _Admitted(list[float]):
+    """A lane's admitted sends as read from the file, and those added since.
+
+    The decisions append a send and drop the oldest past `HISTORY`: with a
+    full history read, the length alone would not tell the new ones.
+    """
+
+    def __init__(self, sends: list[float]) -> None:
+        super().__init__(sends)
+        self._added = 0
+
+    def append(self, at: float) -> None:
+        super().append(at)
+        self._added += 1
+
+    def added(self) -> list[float]:
+        """The sends appended since it was read, oldest first (all still in it)."""
+        return self[max(len(self) - self._added, 0) :] if self._added else []
 
 
 def _loads(text: str | None) -> Any:
