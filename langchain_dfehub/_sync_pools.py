@@ -103,16 +103,16 @@ class FinalResponse(http.client.HTTPResponse):
         The head is read by `read_fields`, not by `http.client`'s email
         parser; what `begin` sets for `http.client` and urllib3 is the same.
         """
-        version, status, reason = self._read_status()
-        if not version.startswith("HTTP/1."):
-            raise http.client.UnknownProtocol(version)
         try:
+            version, status, reason = self._read_status()
+            if not version.startswith("HTTP/1."):
+                raise http.client.UnknownProtocol(version)
             fields = read_fields(self.fp.readline)
             problem = head_problem(version, reason, fields)
             if problem is not None:
                 raise BrokenReply(problem)
-        except BrokenReply:
-            self._close_conn()
+        except (BrokenReply, http.client.UnknownProtocol):
+            self._close_conn()  # and off the watch
             raise
         self.code = self.status = status
         self.reason = reason.strip()

@@ -446,5 +446,6 @@ class ChatDfeHub(SavedChatDfeHub, ChatDfeHubFields):
 # `inspect.signature` reads first, it is a lookup: built anew, about 15 us.
 for _method in (ChatDfeHub._generate, ChatDfeHub._agenerate):
     _method.__signature__ = inspect.signature(_method)  # type: ignore[union-attr]
+del _method
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "ChatDfeHub"]
