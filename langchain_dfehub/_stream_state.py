@@ -141,6 +141,10 @@ def enough_of_error_body(size: int, request: Request) -> bool:
 # The limits `http.client` puts on a reply's head, kept on both paths.
 MAX_HEADERS = 100
 MAX_HEADER_LINE = 65536
+# The limits h11 puts on it under httpx: a head of at most 100 KiB (the bytes
+# it keeps while a head is incomplete), a Content-Length of at most 20 digits.
+MAX_HEAD = 100 * 1024
+MAX_LENGTH_DIGITS = 20
 
 
 def head_problem(
@@ -151,28 +155,42 @@ def head_problem(
     `http.client` (under `requests`) and `h11` (under `httpx`) each refuse
     some broken heads the other accepts; these are refused on both, so a
     server gets the same answer from either path: an unknown HTTP version, too
-    many or too long headers, a `Content-Length` that is not one number, a
-    transfer coding other than `chunked`.
+    many or too long headers, a head over 100 KiB, a `Content-Length` that is
+    not one number (of at most 20 digits), a transfer coding other than
+    `chunked`.
     """
     if not (version.startswith("HTTP/1.") or version == "HTTP/2"):
         return "an unknown HTTP version"
     if len(reason) > MAX_HEADER_LINE:
         return "a status line longer than 64 KiB"
     count = 0
+    size = len(version) + len(reason) + 7  # the status line, its CRLF
     lengths: set[str] = set()
+    codings = 0
     for name, value in headers:
         count += 1
-        if len(name) + len(value) + 2 > MAX_HEADER_LINE:
+        line = len(name) + len(value) + 2
+        if line > MAX_HEADER_LINE:
             return "a header line longer than 64 KiB"
+        size += line + 2
         lowered = name.lower()
         if lowered == "content-length":
             lengths.update(part.strip() for part in value.split(","))
-        elif lowered == "transfer-encoding" and value.strip().lower() != "chunked":
-            return "a transfer coding other than chunked"
+        elif lowered == "transfer-encoding":
+            # Exactly one coding, chunked, once (in one header or over two).
+            if value.strip().lower() != "chunked" or codings:
+                return "a transfer coding other than chunked, once"
+            codings += 1
     if count > MAX_HEADERS:
         return f"more than {MAX_HEADERS} headers"
-    if lengths and (len(lengths) > 1 or not next(iter(lengths)).isdigit()):
-        return "a Content-Length that is not one number"
+    if size > MAX_HEAD:
+        return "a head longer than 100 KiB"
+    if lengths:
+        length = next(iter(lengths))
+        if len(lengths) > 1 or not (length.isascii() and length.isdigit()):
+            return "a Content-Length that is not one number"
+        if len(length) > MAX_LENGTH_DIGITS:
+            return f"a Content-Length of more than {MAX_LENGTH_DIGITS} digits"
     return None
 
 

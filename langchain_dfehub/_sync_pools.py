@@ -38,7 +38,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
 from langchain_dfehub._chunk_framing import ChunkFraming
-from langchain_dfehub._head_lines import BrokenReply, read_fields
+from langchain_dfehub._head_lines import BrokenReply, read_fields, read_status
 from langchain_dfehub._stream_state import head_problem
 from langchain_dfehub._watchdog import WATCHDOG, Watch
 
@@ -82,16 +82,7 @@ class FinalResponse(http.client.HTTPResponse):
         # As many as come: h11 (the async path) has no limit either, and the
         # deadline bounds a server that sends nothing else.
         while True:
-            try:
-                version, status, reason = super()._read_status()  # type: ignore[misc]
-            except http.client.BadStatusLine as exc:
-                if str(exc.args[0] if exc.args else "").endswith("\n"):
-                    raise
-                cut = True  # the connection ended mid-line: as h11 sees it
-            else:
-                cut = False
-            if cut:  # raised out here, without the BadStatusLine as context
-                raise http.client.RemoteDisconnected("reply cut short")
+            version, status, reason = read_status(self.fp.readline)
             # 101 switches protocols, and is final.
             if not 100 <= status < 200 or status == 101:
                 return version, status, reason

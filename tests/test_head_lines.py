@@ -8,7 +8,7 @@ import io
 import h11
 import pytest
 
-from langchain_dfehub._head_lines import BrokenReply, read_fields
+from langchain_dfehub._head_lines import BrokenReply, read_fields, read_status
 
 LINES = [
     b"Content-Type: application/json",
@@ -83,3 +83,57 @@ def test_the_limits_are_http_clients() -> None:
 def test_a_head_the_connection_ended_inside_is_a_cut_reply(head: bytes) -> None:
     with pytest.raises(http.client.RemoteDisconnected):
         read_fields(io.BytesIO(head).readline)
+
+
+STATUS_LINES = [
+    b"HTTP/1.1 200 OK",
+    b"HTTP/1.1 200",
+    b"HTTP/1.1 200 ",
+    b"HTTP/1.0 404 Not Found",
+    b"HTTP/1.1 200 caf\xe9 \x01\tok",
+    b"HTTP/1.1 0200 OK",
+    b"HTTP/1.1  200 OK",
+    b"HTTP/1.1 200  OK",
+    b"HTTP/1.1 20 OK",
+    b"HTTP/1.1 2000 OK",
+    b"HTTP/1.1 200 O\x00K",
+    b"HTTP/1.1 200 OK\r",
+    b"HTTP/1.1 200 O\x0bK",
+    b"HTTP/1.1\t200 OK",
+    b"HTTP/11 200 OK",
+    b"http/1.1 200 OK",
+    b"HTTZ/1.1 200 OK",
+    b"",
+]
+
+
+def h11_status(line: bytes) -> tuple[str, int, str] | None:
+    """What h11 reads from a status line: (version, status, reason), or None."""
+    client = h11.Connection(our_role=h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    client.receive_data(line + b"\r\n\r\n")
+    try:
+        event = client.next_event()
+    except h11.RemoteProtocolError:
+        return None
+    assert isinstance(event, h11.Response)
+    version = "HTTP/" + event.http_version.decode()
+    return version, event.status_code, event.reason.decode("latin-1")
+
+
+@pytest.mark.parametrize("line", STATUS_LINES, ids=repr)
+def test_each_status_line_is_taken_or_refused_as_h11_does(line: bytes) -> None:
+    try:
+        ours: tuple[str, int, str] | None = read_status(
+            io.BytesIO(line + b"\r\n").readline
+        )
+    except BrokenReply:
+        ours = None
+
+    assert ours == h11_status(line)
+
+
+@pytest.mark.parametrize("line", [b"", b"HTTP/1.1 200 O"], ids=repr)
+def test_a_status_line_the_connection_ended_inside_is_a_cut_reply(line: bytes) -> None:
+    with pytest.raises(http.client.RemoteDisconnected):
+        read_status(io.BytesIO(line).readline)

@@ -154,6 +154,21 @@ def head(kind: bytes, *lines: bytes) -> bytes:
     )
 
 
+def status_line(line: bytes) -> Callable[..., None]:
+    """A good answer after the status line `line`."""
+
+    def build(kind: bytes, body: bytes) -> bytes:
+        fields = b"Content-Type: %s\r\nContent-Length: %d\r\n\r\n" % (kind, len(body))
+        return line + b"\r\n" + fields + body
+
+    return replying(build)
+
+
+def chunked_reply(*lines: bytes) -> Callable[..., None]:
+    """A good answer as one chunk, after the header lines `lines`."""
+    return replying(lambda k, b: head(k, *lines, b"") + chunked(b) + LAST_CHUNK)
+
+
 def replying(build: Callable[[bytes, bytes], bytes]) -> Callable[..., None]:
     """A reply built from the request's content type and a good answer body."""
 
@@ -243,6 +258,29 @@ HOSTILE = [
         id="corrupt-gzip",
     ),
     BROKEN(replying(lambda k, b: b"\r\n\r\n" + b), id="no-status-line"),
+    # Status lines h11 refuses; `http.client` took them.
+    BROKEN(status_line(b"HTTP/1.1 0200 OK"), id="status-of-four-digits"),
+    BROKEN(status_line(b"HTTP/1.1  200 OK"), id="two-spaces-before-status"),
+    BROKEN(status_line(b"HTTP/1.1 200 O\x00K"), id="nul-in-reason"),
+    BROKEN(status_line(b"HTTP/1.1 200 OK\r"), id="cr-ending-reason"),
+    BROKEN(status_line(b"HTTP/1.1 099 Low"), id="status-under-100"),
+    # Heads h11 (under httpx) refuses; `http.client` took them.
+    BROKEN(
+        replying(lambda k, b: head(k, b"Content-Length: " + b"9" * 21, b"") + b),
+        id="content-length-of-21-digits",
+    ),
+    BROKEN(
+        replying(
+            lambda k, b: (
+                head(k, *(b"X-%d: " % i + b"a" * 1500 for i in range(70)), b"") + b
+            )
+        ),
+        id="head-over-100KiB",
+    ),
+    BROKEN(
+        chunked_reply(b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"),
+        id="chunked-twice",
+    ),
     BROKEN(
         replying(lambda k, b: b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
         id="switching-protocols",
@@ -488,6 +526,18 @@ GOOD_HEADS = [
     pytest.param(sized_reply(b"X-A: a \t b  \t "), id="blanks-in-and-after"),
     pytest.param(sized_reply(b"X-A: caf\xe9\x7f\x01"), id="obs-text-and-controls"),
     pytest.param(sized_reply(*(b"X-%d: v" % i for i in range(98))), id="100-headers"),
+    pytest.param(
+        sized_reply(*(b"X-%d: " % i + b"a" * 1000 for i in range(90))), id="90KiB-head"
+    ),
+    pytest.param(status_line(b"HTTP/1.1 200"), id="no-reason"),
+    pytest.param(status_line(b"HTTP/1.1 200 "), id="empty-reason"),
+    pytest.param(status_line(b"HTTP/1.0 200 OK"), id="http-1.0"),
+    pytest.param(status_line(b"HTTP/1.1 200 caf\xe9 \x01\tok"), id="reason-obs-text"),
+    pytest.param(chunked_reply(b"Transfer-Encoding: Chunked"), id="chunked-any-case"),
+    pytest.param(
+        chunked_reply(b"Transfer-Encoding: chunked", b"Content-Length: 3"),
+        id="chunked-over-a-length",
+    ),
 ]
 
 
